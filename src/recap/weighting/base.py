@@ -1,0 +1,166 @@
+"""The `Weighting` interface shared by every loss-combination strategy.
+
+A strategy turns one scalar signal per objective and step into weights with mean 1 over the K
+objectives (`update`), and combines the per-objective loss tensors of the same step into the
+scalar that is back-propagated (`combine`). The default combination is the seed 000 objective
+(sec. 4, "Overall training objective"): L = (1/K) sum_k lambda_k L_k with lambda treated as a
+constant. Strategies with learnable state (UW, FAMO) override `combine`, `parameters` and
+`post_step`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+
+def validate_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
+    """Return `objectives` as a tuple after checking they are unique non-empty strings."""
+    if isinstance(objectives, str):
+        raise ValueError(f"objectives must be a list of names, got the string {objectives!r}")
+    names = tuple(objectives)
+    if not names:
+        raise ValueError("objectives must name at least one objective")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"objective names must be non-empty strings, got {name!r}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"objective names must be unique, duplicated: {duplicates}")
+    return names
+
+
+def softmax_weights(scores: Sequence[float], temperature: float) -> list[float]:
+    """K * softmax(scores / T): weights with mean 1 (seed 000 eq. 1, also DWA and RLW).
+
+    The maximum is subtracted before exponentiating so that large finite scores cannot overflow:
+    the result is always finite and sums to K.
+    """
+    scaled = [s / temperature for s in scores]
+    top = max(scaled)
+    exps = [math.exp(s - top) for s in scaled]
+    total = sum(exps)
+    k = len(exps)
+    return [k * e / total for e in exps]
+
+
+class Weighting(ABC):
+    """Base class of every loss-combination strategy (see the package docstring for the contract).
+
+    Attributes:
+        objectives: the K objective names, in a fixed order.
+        last_stats: per-objective diagnostics of the last `update` (strategy-specific keys, plain
+            floats, ready for logging); empty when the strategy has none.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, objectives: Sequence[str]) -> None:
+        self.objectives: tuple[str, ...] = validate_objectives(objectives)
+        self._weights: dict[str, float] = dict.fromkeys(self.objectives, 1.0)
+        self.last_stats: dict[str, dict[str, float]] = {}
+
+    @property
+    def num_objectives(self) -> int:
+        """K, the number of objectives."""
+        return len(self.objectives)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The current weights (a copy), as returned by the last `update`; all 1 initially."""
+        return dict(self._weights)
+
+    @abstractmethod
+    def update(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Consume one step's scalar signal per objective and return weights with mean 1.
+
+        `values` may omit objectives (their state is left unchanged); unknown names raise
+        ValueError. The returned dict always covers every objective.
+        """
+
+    def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
+        """(1/K) sum_k lambda_k L_k over the objectives present in `losses` (seed 000 sec. 4).
+
+        The weights are plain floats, so no gradient flows into them ("lambda detached").
+        An objective absent from `losses` contributes nothing, and the sum is still divided by
+        the configured K, so each present objective keeps its coefficient lambda_k / K whether or
+        not the others were sampled this step.
+        """
+        tensors = self._check_losses(losses)
+        total = sum(self._weights[name] * loss for name, loss in tensors.items())
+        return total / self.num_objectives
+
+    def post_step(self, values: Mapping[str, float | Tensor]) -> None:
+        """Hook called after the optimiser step; a no-op except for FAMO."""
+        self._check_names(values)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Learnable parameters the caller must add to its optimiser (empty for most)."""
+        return []
+
+    def to(self, device: torch.device | str) -> Weighting:
+        """Move learnable state to `device` (before building the optimiser); no-op by default."""
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-data state (JSON-serialisable) for checkpoints."""
+        return {
+            "name": self.name,
+            "objectives": list(self.objectives),
+            "weights": dict(self._weights),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a `state_dict`; the strategy name and objectives must match."""
+        if state.get("name") != self.name:
+            raise ValueError(f"state is for weighting {state.get('name')!r}, not {self.name!r}")
+        if tuple(state.get("objectives", ())) != self.objectives:
+            raise ValueError(
+                f"state objectives {list(state.get('objectives', ()))} do not match "
+                f"{list(self.objectives)}"
+            )
+        self._weights = {name: float(state["weights"][name]) for name in self.objectives}
+
+    # -- helpers for subclasses -------------------------------------------------------------
+
+    def _check_names(self, values: Mapping[str, Any]) -> None:
+        unknown = sorted(set(values) - set(self.objectives))
+        if unknown:
+            raise ValueError(
+                f"unknown objective(s) {unknown}; this {self.name!r} weighting knows "
+                f"{list(self.objectives)}"
+            )
+
+    def _finite_values(self, values: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
+        """Split `values` into finite floats and the names whose value is NaN or infinite."""
+        self._check_names(values)
+        finite: dict[str, float] = {}
+        rejected: list[str] = []
+        for name, value in values.items():
+            number = float(value)
+            if math.isfinite(number):
+                finite[name] = number
+            else:
+                rejected.append(name)
+        return finite, rejected
+
+    def _check_losses(self, losses: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        self._check_names(losses)
+        if not losses:
+            raise ValueError("combine() needs at least one loss")
+        tensors: dict[str, Tensor] = {}
+        for name, loss in losses.items():
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                raise ValueError(f"loss {name!r} must be a one-element tensor, got {loss!r}")
+            tensors[name] = loss.reshape(())
+        return tensors
+
+    def _require_all(self, names: Mapping[str, Any], what: str) -> None:
+        missing = [name for name in self.objectives if name not in names]
+        if missing:
+            raise ValueError(f"{self.name!r} {what} needs every objective; missing {missing}")
