@@ -34,6 +34,20 @@ def bench_toy(
     run_toy_study(out, quick=quick, seeds=seeds, steps=steps)
 
 
+@data_app.command("preview")
+def data_preview(
+    task: str = typer.Argument(..., help="Built-in task name (see recap.tasks.TASKS)."),
+    out: Path = typer.Option(None, help="PNG path (default <task>.png)."),
+    n: int = typer.Option(12, help="Number of samples."),
+    seed: int = typer.Option(0, help="Generator seed."),
+    split: str = typer.Option("train", help="train or test."),
+) -> None:
+    """Contact sheet of a built-in task's samples (question, answer, boxes / solved jigsaw)."""
+    from recap.tasks.preview import preview_task
+
+    typer.echo(preview_task(task, out or Path(f"{task}.png"), n=n, seed=seed, split=split))
+
+
 @app.command()
 def quickstart(
     out: Path = typer.Option(Path("recap-quickstart"), help="Where the report goes."),
