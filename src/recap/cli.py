@@ -48,6 +48,64 @@ def data_preview(
     typer.echo(preview_task(task, out or Path(f"{task}.png"), n=n, seed=seed, split=split))
 
 
+@app.command("eval")
+def eval_(
+    checkpoint: str = typer.Argument(..., help="Checkpoint directory or hub id."),
+    suite: str = typer.Option("general", help="general | target | all | PATH.jsonl (comma list)."),
+    out: Path = typer.Option(Path("results.json"), help="Where the JSON results go."),
+    n: int = typer.Option(None, "--n", help="Records per task (default 120)."),
+    batch_size: int = typer.Option(16, help="Prompts per generate call."),
+    seed: int = typer.Option(0, help="Seed of the held-out test split."),
+    max_new_tokens: int = typer.Option(128, help="Generation budget per completion."),
+    template: list[str] = typer.Option([], "--template", help="TASK=think|answer override."),
+) -> None:
+    """Greedy evaluation of a checkpoint on capability suites (per-capability metrics)."""
+    from recap.evaluation.evaluator import eval_command, summary_lines
+
+    results = eval_command(checkpoint, suite, out, n_per_task=n, batch_size=batch_size,
+                           seed=seed, max_new_tokens=max_new_tokens, templates=template)
+    for line in summary_lines(results):
+        typer.echo(line)
+    typer.echo(f"wrote {out} ({results['wall_s']:.1f} s)")
+
+
+@app.command()
+def report(
+    base: Path = typer.Argument(..., help="The base model's results.json."),
+    runs: list[Path] = typer.Argument(..., help="Trained checkpoints' results.json files."),
+    run_dirs: list[Path] = typer.Option([], "--runs", help="Run directories (metrics.jsonl)."),
+    out: Path = typer.Option(Path("report"), help="Output directory."),
+    window: int = typer.Option(10, help="Moving-average window of the training curves."),
+) -> None:
+    """Forgetting report: base vs trained checkpoints, training curves (report.md + HTML)."""
+    from recap.evaluation.report import headline_table, load_results, report_from_files, run_name
+
+    path = report_from_files(base, runs, run_dirs, out, window=window)
+    typer.echo(headline_table(load_results(base), {run_name(p): load_results(p) for p in runs}))
+    typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
+
+
+@app.command("perplexity-gap")
+def perplexity_gap(
+    base: str = typer.Argument(..., help="Base checkpoint (all perplexities are under it)."),
+    trained: str = typer.Option(None, help="Trained checkpoint whose rollouts are compared."),
+    task: str = typer.Option("jigsaw", help="Built-in task of the questions."),
+    split: str = typer.Option("train", help="Split of the questions."),
+    n: int = typer.Option(200, "--n", help="Number of questions."),
+    samples: int = typer.Option(16, help="Rollouts per question and model."),
+    max_new_tokens: int = typer.Option(256, help="Generation budget per rollout."),
+    seed: int = typer.Option(0, help="Seed of the questions and of sampling."),
+    out: Path = typer.Option(Path("perplexity_gap"), help="Output directory."),
+) -> None:
+    """Perplexity gap of ground truth vs trained rollouts under the base model (seed 002)."""
+    from recap.evaluation.perplexity import perplexity_gap_command
+
+    result = perplexity_gap_command(base, trained, task, split, n, samples, max_new_tokens,
+                                    seed=seed, out_dir=out)
+    for name, s in result["summary"].items():
+        typer.echo(f"{name}: {s}")
+
+
 @app.command()
 def quickstart(
     out: Path = typer.Option(Path("recap-quickstart"), help="Where the report goes."),

@@ -1,0 +1,1 @@
+"""Report rendering: matplotlib figures (:mod:`.plots`) and markdown / HTML (:mod:`.markdown`)."""

@@ -1,0 +1,445 @@
+"""The Policy adapter: one interface over any Hugging Face image-text model or causal LM.
+
+Everything model-specific (chat formatting, image placeholders, vision tensor keys, positions)
+stays here and in :mod:`recap.models.encoding`; the trainer and evaluator see records, prompts,
+texts and ``[B*G, L]`` tensors (docs/architecture.md, "Policy").
+
+Layout of every teacher-forced forward: ``[left-padded prompt | right-padded completion]``, the
+same layout ``generate`` produces, so a completion's log-probs under a full forward equal those
+recorded while sampling (up to float round-off).
+
+Log-probs convention: ``Generation.logprobs`` and ``completion_logprobs`` are log-softmax of the
+*raw* logits, i.e. log pi(token) of the unmodified policy, whatever the sampling temperature or
+top-p: that is the pi_old / pi_ref the GRPO ratio and k3 KL need (seed 002, appendix A). With
+temperature != 1 or top_p < 1 the tokens are drawn from a modified distribution, so the ratio is
+then an approximation (as in TRL and verl, which make the same choice by default).
+
+Vision placeholder tokens (``<|image_pad|>``, ``<|video_pad|>``, ...) are removed from the policy's
+vocabulary: their logits are set to -inf in sampling, log-probs and the SFT loss alike. A sampled
+placeholder would be read as an image slot by the teacher-forced forward and break it, and an
+untrained model does sample them. So pi is the softmax over the other tokens, consistently.
+
+Simplifications: sampling uses ``model.generate`` with the KV cache and the global torch RNG;
+``Generation.logprobs`` comes from ``generate``'s raw per-step logits, which holds
+L x B*G x vocab floats until the call returns (fine for the tiny model; for a 150k vocabulary at
+L = 1024 consider recomputing them with ``completion_logprobs`` instead).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+from transformers.processing_utils import ProcessorMixin
+
+from recap.models.encoding import (
+    ChatEncoder,
+    ProcessorEncoder,
+    PromptBatch,
+    QwenVisionEncoder,
+    TextEncoder,
+    encode_targets,
+    end_of_turn_id,
+)
+from recap.tasks.record import Record
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+# Config attributes naming the image/video placeholder token across HF VLM families.
+PLACEHOLDER_ATTRS: tuple[str, ...] = (
+    "image_token_id", "image_token_index", "video_token_id", "video_token_index",
+)
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA adapter settings (peft ``LoraConfig``).
+
+    The default targets the attention projections ``q_proj k_proj v_proj o_proj``: in
+    Qwen2(.5)-VL these names exist only in the language model (the vision tower uses ``qkv`` and
+    ``proj``), so the vision tower stays frozen. ``target_modules="all-linear"`` is peft's shortcut.
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] | str = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True, eq=False)
+class Generation:
+    """B prompts x G samples, rows ordered record-major: record i's samples are rows i*G..i*G+G-1.
+
+    Attributes:
+        texts: B*G decoded completions, special tokens dropped, ``<think>``/``<answer>`` kept.
+        completion_ids: [B*G, L] sampled ids; positions after the end-of-turn token hold pad.
+        completion_mask: [B*G, L] 1 up to and including the first end-of-turn/eos token.
+        logprobs: [B*G, L] log pi(token) of the sampled tokens under the unmodified policy
+            (log-softmax of raw logits, no temperature / top-p), 0 where the mask is 0.
+        prompt_index: [B*G] index of each row's record in the input batch.
+        prompt: the prompts repeated G times ([B*G, P]), with their vision inputs: what
+            ``Policy.completion_logprobs`` needs to recompute log-probs.
+        finished: [B*G] bool, True when the completion ended with an end token (not truncated).
+        num_samples: G.
+    """
+
+    texts: list[str]
+    completion_ids: Tensor
+    completion_mask: Tensor
+    logprobs: Tensor
+    prompt_index: Tensor
+    prompt: PromptBatch
+    finished: Tensor
+    num_samples: int
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def select(self, rows: Sequence[int]) -> Generation:
+        """A sub-batch of rows (e.g. a micro-batch for a memory-bounded backward pass)."""
+        rows = list(rows)
+        idx = torch.tensor(rows, dtype=torch.long, device=self.completion_ids.device)
+        return replace(
+            self,
+            texts=[self.texts[r] for r in rows],
+            completion_ids=self.completion_ids.index_select(0, idx),
+            completion_mask=self.completion_mask.index_select(0, idx),
+            logprobs=self.logprobs.index_select(0, idx),
+            prompt_index=self.prompt_index.index_select(0, idx.to(self.prompt_index.device)),
+            prompt=self.prompt.select(rows),
+            finished=self.finished.index_select(0, idx.to(self.finished.device)),
+        )
+
+
+@dataclass(eq=False)
+class Policy:
+    """A generative model with its chat encoder; see the module docstring for conventions.
+
+    Build it with :func:`load_policy`. ``model`` is the (possibly peft-wrapped) torch module: the
+    trainer owns its train/eval mode and optimiser; ``generate`` samples in eval mode and
+    restores the previous mode.
+    """
+
+    model: torch.nn.Module = field(repr=False)
+    encoder: ChatEncoder = field(repr=False)
+    name: str = ""
+    stop_ids: tuple[int, ...] = ()
+    end_id: int = 0
+    pad_id: int = 0
+    banned_ids: tuple[int, ...] = ()
+    hub_generation_config: GenerationConfig | None = field(default=None, repr=False)
+    _mrope: bool = field(default=False, repr=False)
+    _logits_to_keep: bool = field(default=False, repr=False)
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self.encoder.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def encode(self, records: Sequence[Record], prompts: Sequence[str]) -> PromptBatch:
+        """Chat-formatted, left-padded prompts of ``records`` on the model's device."""
+        return self.encoder.encode(records, prompts).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def generate(self, records: Sequence[Record], prompts: Sequence[str], num_samples: int = 1,
+                 temperature: float = 1.0, top_p: float = 1.0,
+                 max_new_tokens: int = 64) -> Generation:
+        """Sample ``num_samples`` completions per record in one batched, KV-cached call.
+
+        Sampling stops at the end-of-turn token or eos. ``temperature=0`` means greedy decoding.
+        Returns a :class:`Generation` with B*G rows.
+        """
+        if num_samples < 1 or max_new_tokens < 1:
+            raise ValueError("num_samples and max_new_tokens must be >= 1")
+        prompt = self.encode(records, prompts).select(
+            [i for i in range(len(records)) for _ in range(num_samples)]
+        )  # [B*G, P]
+        config = GenerationConfig(
+            do_sample=temperature > 0,
+            temperature=temperature if temperature > 0 else None,
+            top_p=top_p if temperature > 0 else None,
+            top_k=0,  # the library default (50) would silently truncate the distribution
+            repetition_penalty=1.0,
+            suppress_tokens=list(self.banned_ids) or None,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=list(self.stop_ids),
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            output_logits=True,  # raw logits, before temperature / top-p
+        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model.generate(
+                input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+                **prompt.token_inputs, **prompt.vision, generation_config=config,
+            )
+        finally:
+            self.model.train(was_training)
+        sampled = out.sequences[:, prompt.input_ids.shape[1]:]  # [B*G, L]
+        is_stop = torch.isin(sampled, torch.tensor(self.stop_ids, device=sampled.device))
+        # keep tokens up to and including the first stop token
+        stops_before = (is_stop.long().cumsum(-1) - is_stop.long()) > 0  # [B*G, L]
+        mask = (~stops_before).long()
+        ids = sampled.masked_fill(stops_before, self.pad_id)
+        logprobs = torch.stack(
+            [-self._token_nll(step[:, None], ids[:, t, None])[:, 0]
+             for t, step in enumerate(out.logits)], dim=1,
+        ) * mask  # [B*G, L]
+        return Generation(
+            texts=decode_completions(self.tokenizer, ids, mask),
+            completion_ids=ids,
+            completion_mask=mask,
+            logprobs=logprobs,
+            prompt_index=torch.arange(len(records)).repeat_interleave(num_samples),
+            prompt=prompt,
+            finished=is_stop.any(-1),
+            num_samples=num_samples,
+        )
+
+    def completion_logprobs(self, gen: Generation) -> Tensor:
+        """Teacher-forced log pi(token) of ``gen``'s completions: [B*G, L], 0 where masked.
+
+        Differentiable when grad is enabled. In eval mode (no dropout) it equals
+        ``gen.logprobs`` up to float round-off.
+        """
+        logits = self._completion_logits(gen.prompt, gen.completion_ids, gen.completion_mask)
+        return -self._token_nll(logits, gen.completion_ids) * gen.completion_mask
+
+    def target_logprobs(self, records: Sequence[Record], prompts: Sequence[str],
+                        targets: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """Teacher-forced log-probs of target completions (+ end-of-turn token).
+
+        Returns ``(logprobs [B, L], mask [B, L], correct [B, L])`` where ``correct`` is
+        1 where the argmax prediction equals the target token (0 on padding).
+        """
+        prompt = self.encode(records, prompts)
+        ids, mask = encode_targets(self.tokenizer, targets, self.end_id, self.pad_id)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        logits = self._completion_logits(prompt, ids, mask)  # [B, L, V]
+        correct = (self._allowed(logits.detach()).argmax(-1) == ids).long() * mask
+        return -self._token_nll(logits, ids) * mask, mask, correct
+
+    def sft_loss(self, records: Sequence[Record], prompts: Sequence[str],
+                 targets: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Next-token cross-entropy on target tokens only, and token accuracy.
+
+        loss = -(1 / sum_i |y_i|) * sum_i sum_t log pi(y_i,t | prompt_i, y_i,<t), the token-level
+        mean over every target token of the batch (end-of-turn token included; prompt tokens and
+        padding excluded). Token accuracy is the fraction of those tokens where the argmax equals
+        the target (detached), the next-token-accuracy signal of seed 000 section 4.
+        Returns ``(loss, token_acc)`` as 0-dim tensors.
+        """
+        logprobs, mask, correct = self.target_logprobs(records, prompts, targets)
+        count = mask.sum().clamp(min=1)
+        return -logprobs.sum() / count, (correct.sum() / count).detach()
+
+    def save(self, path: str | Path) -> Path:
+        """Write a standalone Hugging Face checkpoint (weights + tokenizer/processor) to ``path``.
+
+        A LoRA policy is saved merged (a copy of the model with the adapters folded in), so
+        the directory loads with ``load_policy(path)`` like any checkpoint.
+        """
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        model = self.model
+        if hasattr(model, "merge_and_unload"):
+            model = copy.deepcopy(model).merge_and_unload()
+        sampling_config = model.generation_config
+        if self.hub_generation_config is not None:
+            model.generation_config = self.hub_generation_config
+        try:
+            model.save_pretrained(out)
+        finally:
+            model.generation_config = sampling_config
+        owner = getattr(self.encoder, "processor", None) or self.tokenizer
+        owner.save_pretrained(out)
+        image_processor = getattr(self.encoder, "image_processor", None)
+        if image_processor is not None:
+            image_processor.save_pretrained(out)
+        return out
+
+    def _completion_logits(self, prompt: PromptBatch, completion_ids: Tensor,
+                           completion_mask: Tensor) -> Tensor:
+        """Logits predicting each completion token: [N, L, V] from ``[prompt | completion]``."""
+        n, length = completion_ids.shape
+        ids = torch.cat([prompt.input_ids, completion_ids], 1)  # [N, P+L]
+        mask = torch.cat([prompt.attention_mask, completion_mask.to(prompt.attention_mask)], 1)
+        zeros = torch.zeros((n, length), dtype=torch.long, device=ids.device)
+        kwargs: dict[str, Any] = {
+            k: torch.cat([v, zeros.to(v.dtype)], 1) for k, v in prompt.token_inputs.items()
+        }
+        if not (self._mrope and len(prompt.vision)):
+            # The positions generate() uses (RoPE would not mind a per-row shift, absolute
+            # position embeddings would); mRoPE models derive theirs from the image grid.
+            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0) * mask  # [N, P+L]
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = length + 1
+        out = self.model(input_ids=ids, attention_mask=mask, use_cache=False,
+                         **kwargs, **prompt.vision)
+        return out.logits[:, -(length + 1):-1]  # [N, L, V]
+
+    def _allowed(self, logits: Tensor) -> Tensor:
+        """``logits`` in float32 with the banned (vision placeholder) tokens at -inf."""
+        logits = logits.float()
+        if not self.banned_ids:
+            return logits
+        banned = torch.tensor(self.banned_ids, device=logits.device)
+        return logits.index_fill(-1, banned, float("-inf"))
+
+    def _token_nll(self, logits: Tensor, ids: Tensor) -> Tensor:
+        """-log pi(ids) per token from [N, L, V] logits: [N, L] (float32)."""
+        return F.cross_entropy(self._allowed(logits).transpose(1, 2), ids, reduction="none")
+
+
+def decode_completions(tokenizer: PreTrainedTokenizerBase, ids: Tensor, mask: Tensor) -> list[str]:
+    """Decode the masked part of each row of ``ids`` [N, L], dropping special tokens only.
+
+    Tag tokens (``<think>`` ...) are ordinary added tokens in the tiny tokenizer and plain text in
+    real ones, so they survive; the end-of-turn token and padding do not.
+    """
+    lengths = mask.sum(-1).tolist()
+    rows = [row[: int(n)] for row, n in zip(ids.tolist(), lengths, strict=True)]
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+def _placeholder_ids(config: Any) -> tuple[int, ...]:
+    """Token ids that stand for image/video slots in a VLM's input (none for text models)."""
+    ids = {getattr(config, name, None) for name in PLACEHOLDER_ATTRS}
+    return tuple(sorted(i for i in ids if isinstance(i, int)))
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; known: {sorted(DTYPES)}") from None
+
+
+def _build_encoder(name_or_path: str, config: Any, vision: bool) -> ChatEncoder:
+    """The chat encoder for a checkpoint: processor, Qwen-style (no torchvision), or text-only."""
+    if not vision:
+        return TextEncoder(AutoTokenizer.from_pretrained(name_or_path))
+    try:
+        processor = AutoProcessor.from_pretrained(name_or_path)
+    except (ImportError, AttributeError, ValueError, TypeError, OSError):
+        # e.g. Qwen2.5-VL's processor also builds a video processor, which needs torchvision
+        processor = None
+    if isinstance(processor, ProcessorMixin):
+        return ProcessorEncoder(processor)
+    image_processor = AutoImageProcessor.from_pretrained(name_or_path)
+    image_token_id = getattr(config, "image_token_id", None)
+    if hasattr(image_processor, "merge_size") and image_token_id is not None:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        return QwenVisionEncoder(tokenizer, image_processor, image_token_id,
+                                 getattr(config, "video_token_id", None))
+    raise ValueError(
+        f"{name_or_path}: no multimodal processor could be loaded and the image processor "
+        f"{type(image_processor).__name__} is not of the Qwen2-VL family; install the "
+        f"processor's dependencies (e.g. torchvision) for this model"
+    )
+
+
+def _apply_lora(model: PreTrainedModel, lora: LoraSpec | dict) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    spec = lora if isinstance(lora, LoraSpec) else LoraSpec(**lora)
+    targets = spec.target_modules
+    config = LoraConfig(
+        r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+        target_modules=targets if isinstance(targets, str) else list(targets),
+    )
+    return get_peft_model(model, config)
+
+
+def load_policy(name_or_path: str | Path, dtype: str | torch.dtype | None = None,
+                device: str | torch.device | None = None, lora: LoraSpec | dict | None = None,
+                gradient_checkpointing: bool = False) -> Policy:
+    """Load any HF image-text model or causal LM (hub id or local directory) as a Policy.
+
+    Image-text models (``AutoModelForImageTextToText``) use the checkpoint's processor, or the
+    Qwen2-VL-family encoder when the processor needs torchvision; other models load as
+    ``AutoModelForCausalLM`` + tokenizer. ``dtype`` defaults to bfloat16 on CUDA and float32 on
+    CPU; ``device`` to CUDA when available. ``lora`` (a :class:`LoraSpec` or its fields as a
+    dict) wraps the model with peft LoRA so only adapter weights train.
+    """
+    name = str(name_or_path)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch_dtype = _resolve_dtype(dtype, device)
+    config = AutoConfig.from_pretrained(name)
+    vision = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+    model = auto.from_pretrained(name, dtype=torch_dtype, attn_implementation="sdpa").to(device)
+    encoder = _build_encoder(name, model.config, vision)
+    tokenizer = encoder.tokenizer
+
+    hub_config = model.generation_config
+    end_id = end_of_turn_id(tokenizer)
+    hub_eos = hub_config.eos_token_id
+    hub_eos = [] if hub_eos is None else [hub_eos] if isinstance(hub_eos, int) else list(hub_eos)
+    stop_ids = tuple(sorted({end_id, *hub_eos} | (
+        {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
+    # Sampling settings belong to Policy.generate; the checkpoint's (temperature, top_k,
+    # repetition penalty ...) would otherwise fill every knob generate() leaves unset.
+    model.generation_config = GenerationConfig(eos_token_id=list(stop_ids), pad_token_id=pad_id)
+
+    base = model
+    if gradient_checkpointing:
+        # non-reentrant checkpointing works with frozen inputs (LoRA) without extra hooks
+        enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
+    if lora is not None:
+        model = _apply_lora(model, lora)
+    return Policy(
+        model=model,
+        encoder=encoder,
+        name=name,
+        stop_ids=stop_ids,
+        end_id=end_id,
+        pad_id=pad_id,
+        banned_ids=_placeholder_ids(model.config),
+        hub_generation_config=hub_config,
+        _mrope=any(hasattr(m, "get_rope_index") for m in base.modules()),
+        _logits_to_keep="logits_to_keep" in inspect.signature(base.forward).parameters,
+    )
