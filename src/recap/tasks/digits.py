@@ -95,10 +95,7 @@ def make_digits(
         digits = [int(labels[j]) for j in indices]
         image = compose(indices, image_size, strip)
         answer = "".join(map(str, digits))
-        question = (
-            "Read the handwritten digits in the image from left to right. "
-            "Answer with the digits only."
-        )
+        question = "Read the handwritten digits from left to right."
         meta = {"labels": digits, "digit_indices": indices, "image_size": image.size}
         records.append(
             Record(f"digits-{split}-{seed}-{i}", "digits", [image], question, answer, "text", meta)

@@ -14,11 +14,10 @@ from recap.tasks.record import Record
 
 Template = Literal["think", "answer"]
 
-THINK_SUFFIX = (
-    " First output the thinking process in <think> </think> tags and then output the final "
-    "answer in <answer> </answer> tags."
-)
-ANSWER_SUFFIX = " Output the final answer in <answer> </answer> tags."
+# Shorter than seed 000's figure 9 wording with the same instruction: the tiny lab's
+# character-level model pays for every prompt character.
+THINK_SUFFIX = " Think in <think> </think>, then answer in <answer> </answer>."
+ANSWER_SUFFIX = " Answer in <answer> </answer>."
 
 TEMPLATES: dict[str, str] = {"think": THINK_SUFFIX, "answer": ANSWER_SUFFIX}
 

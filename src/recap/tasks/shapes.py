@@ -268,12 +268,13 @@ def _unique_referent(
 
 
 def make_ground(
-    split: str, n: int, seed: int = 0, *, coord_scale: int | None = None, **scene: Any
+    split: str, n: int, seed: int = 0, *, coord_scale: int | None = 16, **scene: Any
 ) -> list[Record]:
     """Referring-expression grounding: "the red circle" -> ``"[x1, y1, x2, y2]"`` (bbox).
 
-    ``coord_scale`` (default: the image size, i.e. pixels) sets the integer frame of the box, see
-    the module docstring; a coarse frame (e.g. 16) is much easier for a tiny model to learn.
+    ``coord_scale`` sets the integer frame of the box, see the module docstring. The default 16
+    (4 px cells on a 64 px image) is the lab's: a coarse frame is much easier for a tiny model to
+    learn than pixel integers; ``None`` gives pixels.
     ``meta``: ``coord_scale``, ``image_size`` (w, h), ``box_pixels`` (tight pixel box),
     ``target`` (index into ``objects``), ``objects``.
     """
@@ -289,9 +290,9 @@ def make_ground(
         obj = objects[target]
         box = scale_box(obj.box, image.size, scale)
         question = (
-            f"Locate the {obj.color} {obj.shape}. Give its bounding box as [x1, y1, x2, y2] in a "
-            f"{scale}x{scale} coordinate frame, where (0, 0) is the top-left corner of the image "
-            f"and ({scale}, {scale}) the bottom-right corner."
+            # Kept short: the tiny lab's character-level model pays per character.
+            f"Locate the {obj.color} {obj.shape}. Give its box [x1, y1, x2, y2] in a "
+            f"{scale}x{scale} frame, (0, 0) at the top-left."
         )
         meta = scene_meta(spec, objects) | {
             "coord_scale": scale, "box_pixels": obj.box, "target": target,
