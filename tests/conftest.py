@@ -1,0 +1,13 @@
+"""Test-wide settings: one torch thread (deterministic, and much faster than two on a shared
+2-core machine where oversubscription stalls every op) and offline hubs."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
