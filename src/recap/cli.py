@@ -48,6 +48,52 @@ def data_preview(
     typer.echo(preview_task(task, out or Path(f"{task}.png"), n=n, seed=seed, split=split))
 
 
+@app.command("train")
+def train_cmd(
+    config: Path | None = typer.Argument(None, help="Recipe YAML (optional with --preset)."),
+    preset: str | None = typer.Option(
+        None, "--preset", help="reasoning-only, default, uniform, coreset, lwf, recap, grpo, "
+        "grpo-d, sft-gt, grpo-restart"),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. rl.num_generations=4"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint."),
+    out: Path | None = typer.Option(None, "--out", help="Output directory (output_dir)."),
+) -> None:
+    """Train a recipe: GRPO + SFT with replay and objective reweighting."""
+    from recap.config import ConfigError, load_config
+    from recap.training.trainer import train
+
+    overrides = [*set_, *([f"output_dir={out}"] if out else [])]
+    try:
+        cfg = load_config(config, overrides, preset=preset)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"run written to {train(cfg, resume=resume)}")
+
+
+@app.command()
+def pretrain(
+    out: Path = typer.Option(None, help="Output folder (default: the packaged base, "
+                             "recap/assets/base)."),
+    steps: int = typer.Option(None, help="Optimiser steps (default: the shipped recipe's)."),
+    seed: int = typer.Option(0, help="Seed of initialisation and data."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+) -> None:
+    """Build the tiny lab base model (supervised, on the built-in general suite)."""
+    import time
+
+    from recap.models import BASE_CHECKPOINT
+    from recap.pretrain import PretrainConfig
+    from recap.pretrain import pretrain as run_pretrain
+
+    cfg = PretrainConfig(seed=seed)
+    if steps is not None:
+        cfg.steps = steps
+    start = time.time()
+    path = run_pretrain(out or BASE_CHECKPOINT, cfg, resume=resume)
+    typer.echo(f"base model written to {path} in {time.time() - start:.0f} s")
+
+
 @app.command("eval")
 def eval_(
     checkpoint: str = typer.Argument(..., help="Checkpoint directory or hub id."),

@@ -388,6 +388,23 @@ def _apply_lora(model: PreTrainedModel, lora: LoraSpec | dict) -> torch.nn.Modul
     return get_peft_model(model, config)
 
 
+BUILTIN_PREFIX = "builtin:"
+BASE_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "base"
+
+
+def resolve_model_path(name_or_path: str | Path) -> str:
+    """``builtin:<name>`` -> the model shipped in ``recap/assets/<name>``; anything else as is."""
+    name = str(name_or_path)
+    if name.startswith(BUILTIN_PREFIX):
+        path = BASE_CHECKPOINT.parent / name.removeprefix(BUILTIN_PREFIX)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(
+                f"{name}: no model at {path}; build it with `recap pretrain --out {path}`"
+            )
+        return str(path)
+    return name
+
+
 def load_policy(name_or_path: str | Path, dtype: str | torch.dtype | None = None,
                 device: str | torch.device | None = None, lora: LoraSpec | dict | None = None,
                 gradient_checkpointing: bool = False) -> Policy:
@@ -399,7 +416,7 @@ def load_policy(name_or_path: str | Path, dtype: str | torch.dtype | None = None
     CPU; ``device`` to CUDA when available. ``lora`` (a :class:`LoraSpec` or its fields as a
     dict) wraps the model with peft LoRA so only adapter weights train.
     """
-    name = str(name_or_path)
+    name = resolve_model_path(name_or_path)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch_dtype = _resolve_dtype(dtype, device)
     config = AutoConfig.from_pretrained(name)

@@ -1,0 +1,382 @@
+"""The hybrid multi-objective RLVR trainer: GRPO + SFT in one step (seed 000 Algorithm 1).
+
+One optimiser step: sample records by the replay strategy -> for RL domains generate G completions,
+score every reward, group-normalise advantages (per reward, or on the weighted sum) and take the
+reference log-probs -> the weighting gets one reward-like signal per objective and returns lambda
+-> per micro-batch: clipped surrogate per RL objective, next-token loss per SFT domain, L_k averaged
+over the domains carrying k, loss = weighting.combine(L) + beta * KL -> backward, clip, AdamW step.
+Restarts (seed 002 sec. 5.6) reset the optimiser state and set the reference to the current policy.
+
+Deliberate choices:
+- sequence aggregation as in seed 002 app. A: per-sequence token mean, then mean over the G
+  samples and the B prompts (``grpo.sequence_mean``);
+- one update per batch of rollouts, so pi_old is the sampling policy and the ratio is 1 up to
+  float round-off (seed 002 app. A); the clipping math is kept for multi-update use;
+- the KL term is added once, unweighted, next to the weighted objectives (objectives.py);
+- with ``grad_accum > 1`` lambda is computed once per step from all micro-batches' signals, which
+  costs one extra no-grad forward of the SFT micro-batches (their token accuracy is needed first);
+- data parallel goes through ``accelerate``: all forwards of a micro-batch run inside one module
+  call (``StepObjectives``) so DDP/DeepSpeed see one forward per backward; signals and logged
+  statistics are gathered from every process so all ranks compute the same lambda.
+Not supported: restarts and the reference model under DeepSpeed ZeRO-3 (the reference is a plain
+replica); gradient-based MTL weightings (they need per-objective gradients, see recap.weighting).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import gather_object, set_seed
+from transformers import get_linear_schedule_with_warmup
+
+from recap.config import RunConfig, load_config
+from recap.models.policy import Policy
+from recap.tasks.prompts import render_prompt, render_target
+from recap.tasks.record import Record
+from recap.tasks.registry import make_task
+from recap.training.build import build_run_weighting, domain_records, load_run_policy
+from recap.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from recap.training.kl import KLSchedule
+from recap.training.objectives import (
+    MicroBatch,
+    Rollouts,
+    SFTBatch,
+    mean_over_domains,
+    objective_advantages,
+    rl_domain_losses,
+    score,
+)
+from recap.training.sampler import DomainSampler
+from recap.training.tracking import RunLog, gather_step_stats
+from recap.weighting import Weighting
+
+__all__ = ["StepObjectives", "load_config", "train"]
+
+
+class StepObjectives(torch.nn.Module):
+    """Every model forward of one micro-batch, as one module call returning the loss terms."""
+
+    def __init__(self, policy: Policy, clip_eps: float) -> None:
+        super().__init__()
+        self.model = policy.model  # registered, so DDP/DeepSpeed manage exactly its parameters
+        self.policy, self.clip_eps = policy, clip_eps
+
+    def forward(self, micro: MicroBatch) -> dict[str, Any]:
+        per_domain: list[dict[str, torch.Tensor]] = []
+        kls, clip, sft_acc = [], [], {}
+        for ro in micro.rollouts:
+            logp = self.policy.completion_logprobs(ro.generation)  # [B*G, L]
+            losses, kl, m = rl_domain_losses(logp, ro, clip_eps=self.clip_eps)
+            per_domain.append(losses)
+            clip.append(m["clip_frac"])
+            if kl is not None:
+                kls.append(kl)
+        for name, sb in micro.sft.items():
+            loss, acc = self.policy.sft_loss(sb.records, sb.prompts, sb.targets)
+            per_domain.append({f"sft:{name}": loss})
+            sft_acc[f"sft:{name}"] = acc
+        return {
+            "losses": mean_over_domains(per_domain),
+            "kl": torch.stack(kls).mean() if kls else None,  # mean over RL domains
+            "clip_frac": torch.stack(clip).mean().detach() if clip else None,
+            "sft_acc": sft_acc,
+        }
+
+
+@dataclass
+class _Run:
+    """Everything the loop mutates, built once by :func:`_setup`."""
+
+    cfg: RunConfig
+    out: Path
+    acc: Accelerator
+    policy: Policy
+    reference: Policy | None
+    objectives: torch.nn.Module  # prepared StepObjectives
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    sampler: DomainSampler
+    weighting: Weighting
+    kl: KLSchedule
+    eval_sets: dict[str, list[Record]]
+    restart_every: int | None
+    log: RunLog | None = None  # opened once the start step is known
+    step: int = 0
+    skipped: int = 0
+    restarts: int = 0
+    combined_once: bool = False  # a combine() happened: post_step has something to follow
+
+
+def train(config: RunConfig, resume: bool = False) -> Path:
+    """Train ``config``; with ``resume`` continue from the newest checkpoint in its output dir.
+
+    Returns the output directory (metrics.jsonl, tensorboard/, checkpoints/, final/).
+    """
+    run = _setup(config, resume)
+    cfg = run.cfg
+    try:
+        while run.step < cfg.train.steps:
+            if run.restart_every and run.step > 0 and run.step % run.restart_every == 0:
+                _restart(run)
+            row = _train_step(run)
+            run.step += 1
+            if run.step % cfg.logging.every == 0 or run.step == cfg.train.steps:
+                run.log.write(row)
+            run.log.advance(run.step, row)
+            if cfg.eval.every and run.step % cfg.eval.every == 0:
+                _evaluate(run)
+            if cfg.checkpoint.every and run.step % cfg.checkpoint.every == 0:
+                _checkpoint(run)
+        if not (cfg.checkpoint.every and run.step % cfg.checkpoint.every == 0):
+            _checkpoint(run)
+        if run.acc.is_main_process:
+            run.policy.save(run.out / "final")
+        run.acc.wait_for_everyone()
+    finally:
+        run.log.close()
+    return run.out
+
+
+def _setup(cfg: RunConfig, resume: bool) -> _Run:
+    acc = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    out = Path(cfg.output_dir)
+    found = latest_checkpoint(out) if resume else None
+    if not resume and latest_checkpoint(out) is not None:
+        raise FileExistsError(f"{out} already holds checkpoints; resume=True (--resume) continues "
+                              f"that run, or choose another output_dir (--out)")
+    set_seed(cfg.train.seed, device_specific=True)  # rank r samples with seed + r
+    policy = load_run_policy(cfg, acc.device)
+    policy.model.train()
+    reference = None
+    if cfg.uses_reference:
+        reference = load_run_policy(cfg, acc.device)
+        reference.model.eval().requires_grad_(False)
+    domains = cfg.active_domains
+    sampler = DomainSampler(
+        {d.name: domain_records(d, cfg.train.seed) for d in domains},
+        {d.name: d.role for d in domains},
+        strategy=cfg.sampling.strategy, batch_size=cfg.train.batch_size,
+        batch_per=cfg.train.batch_per, seed=cfg.train.seed,
+        weights={d.name: d.weight for d in domains if d.weight is not None} or None,
+        coreset_ratio=cfg.sampling.coreset_ratio, rank=acc.process_index,
+        world_size=acc.num_processes,
+    )
+    weighting = build_run_weighting(cfg).to(acc.device)
+    optimizer = torch.optim.AdamW(
+        [{"params": policy.trainable_parameters(), "weight_decay": cfg.optim.weight_decay},
+         {"params": weighting.parameters(), "weight_decay": 0.0}],
+        lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps,
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, round(cfg.optim.warmup_fraction * cfg.train.steps), cfg.train.steps)
+    objectives, optimizer = acc.prepare(StepObjectives(policy, cfg.rl.clip_eps), optimizer)
+    restart_every = cfg.restart.every_steps
+    if cfg.restart.every_epochs is not None:
+        per_epoch = sampler.steps_per_epoch(cfg.train.grad_accum)
+        restart_every = max(1, round(cfg.restart.every_epochs * per_epoch))
+    eval_sets = {d.name: make_task(d.source, "test", cfg.eval.n, seed=cfg.train.seed, **d.knobs)
+                 for d in domains if cfg.eval.every and d.builtin}
+    run = _Run(cfg, out, acc, policy, reference, objectives, optimizer, scheduler, sampler,
+               weighting, KLSchedule(cfg.kl, cfg.train.steps), eval_sets, restart_every)
+    if found is not None:
+        state = load_checkpoint(acc, found, output_dir=out,
+                                reference=reference.model if reference else None)
+        _load_trainer_state(run, state)
+    elif acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.jsonl", "eval.jsonl"):
+            (out / name).unlink(missing_ok=True)
+    if acc.is_main_process:
+        (out / "config.yaml").write_text(cfg.to_yaml())
+    run.log = RunLog(out, active=acc.is_main_process, tensorboard=cfg.logging.tensorboard,
+                     progress=cfg.logging.progress, total_steps=cfg.train.steps,
+                     start_step=run.step)
+    return run
+
+
+def _train_step(run: _Run) -> dict[str, Any]:
+    """One optimiser step; returns its metrics row (synced to Python once, here)."""
+    cfg, step = run.cfg, run.step
+    t0 = time.perf_counter()
+    beta = run.kl.beta(step)
+    micro = [_collect(run, run.sampler.next_batch()) for _ in range(cfg.train.grad_accum)]
+    t_rollout = time.perf_counter() - t0
+    lambdas, signals, terms, ok, t_weight = _weighted_backward(run, micro, beta)
+    grad_norm = _optimizer_step(run, ok)
+    row = {"step": step + 1, "lr": run.scheduler.get_last_lr()[0], "beta": beta,
+           "grad_norm": grad_norm, "skipped": run.skipped, "restarts": run.restarts}
+    with warnings.catch_warnings():  # the schedule follows the step count, skipped or not
+        warnings.filterwarnings("ignore", "Detected call of", UserWarning)
+        run.scheduler.step()
+    row |= {f"lambda/{k}": v for k, v in lambdas.items()}
+    row |= {f"signal/{k}": v for k, v in signals.items()}
+    row |= {f"weighting/{k}/{stat}": v for k, stats in run.weighting.last_stats.items()
+            for stat, v in stats.items()}
+    row |= gather_step_stats(micro, terms)
+    elapsed = time.perf_counter() - t0
+    tokens = row.pop("tokens", 0.0)
+    row |= {"time/step_s": elapsed, "time/rollout_s": t_rollout, "time/weighting_s": t_weight,
+            "time/tokens_per_s": tokens / elapsed}
+    return row
+
+
+def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float) -> tuple[
+        dict[str, float], dict[str, float], list[tuple[str, Any]], bool, float]:
+    """Signals -> lambda (once per step), then backward of combine(L) + beta * KL per micro-batch.
+
+    Returns ``(lambda, signals, loss terms to log, all losses finite, seconds in weighting)``.
+    """
+    acc, weighting = run.acc, run.weighting
+    pairs = [(k, v) for mb in micro for ro in mb.rollouts for k, v in ro.signals.items()]
+    if len(micro) > 1:  # lambda must be known before the first backward
+        pairs += [(k, v) for mb in micro for k, v in _sft_accuracy(run.policy, mb).items()]
+    terms: list[tuple[str, Any]] = []
+    t_weight, ok = 0.0, True
+    for m, mb in enumerate(micro):
+        sync = acc.no_sync(run.objectives) if m < len(micro) - 1 else nullcontext()
+        with sync:
+            out = run.objectives(mb)
+            tw = time.perf_counter()
+            if m == 0:
+                if len(micro) == 1:
+                    pairs += list(out["sft_acc"].items())
+                if run.combined_once:  # FAMO learns from the losses after the previous step
+                    weighting.post_step({k: v.detach() for k, v in out["losses"].items()})
+                signals = _mean_signals(pairs)
+                lambdas = weighting.update({k: 1.0 - v for k, v in signals.items()}
+                                           if run.cfg.weighting.signal == "deficit" else signals)
+            loss = weighting.combine(out["losses"])
+            run.combined_once = True
+            t_weight += time.perf_counter() - tw
+            if out["kl"] is not None and beta > 0:
+                loss = loss + beta * out["kl"]
+            ok = ok and bool(torch.isfinite(loss.detach()))  # sync: one flag per micro-batch
+            acc.backward(loss / len(micro))
+        terms += [(f"loss/{k}", v.detach()) for k, v in out["losses"].items()]
+        terms.append(("loss", loss.detach()))
+        if out["kl"] is not None:
+            terms.append(("kl", out["kl"].detach()))
+        if out["clip_frac"] is not None:
+            terms.append(("clip_frac", out["clip_frac"]))
+    return lambdas, signals, terms, ok, t_weight
+
+
+def _optimizer_step(run: _Run, ok: bool) -> float:
+    """Average weighting grads, clip, step unless anything is non-finite; returns the norm."""
+    acc = run.acc
+    for p in run.weighting.parameters():  # not inside the DDP module: average by hand
+        if p.grad is not None:
+            p.grad = acc.reduce(p.grad, reduction="mean")
+    ok = all(gather_object([ok]))  # every process skips, or none does
+    params = [p for g in run.optimizer.param_groups for p in g["params"]]
+    norm = acc.clip_grad_norm_(params, run.cfg.optim.max_grad_norm or math.inf)
+    grad_norm = math.nan if norm is None else float(norm)  # None: DeepSpeed clips internally
+    if ok and (norm is None or math.isfinite(grad_norm)):
+        run.optimizer.step()
+    else:  # a non-finite loss or gradient never reaches the weights
+        run.skipped += 1
+    run.optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+def _collect(run: _Run, batch: dict[str, list[Record]]) -> MicroBatch:
+    """Rollouts (generate, score, advantages, reference log-probs) and SFT batches; no grad."""
+    cfg = run.cfg
+    rollouts, sft = [], {}
+    for name, records in batch.items():
+        d = next(x for x in cfg.domains if x.name == name)
+        prompts = [render_prompt(r, d.template) for r in records]
+        if d.mode == "sft":
+            sft[name] = SFTBatch(records, prompts, [render_target(r, d.template) for r in records])
+            continue
+        g = cfg.rl.num_generations
+        gen = run.policy.generate(records, prompts, num_samples=g, temperature=cfg.rl.temperature,
+                                  top_p=cfg.rl.top_p, max_new_tokens=cfg.rl.max_new_tokens)
+        ref = None
+        if run.reference is not None:
+            with torch.no_grad():
+                ref = run.reference.completion_logprobs(gen)  # [B*G, L]
+        rewards = score(gen.texts, records, d.rewards, g)  # name -> [B, G]
+        adv, sig = objective_advantages(rewards, mode=cfg.rl.advantage,
+                                        reward_weights=cfg.rl.reward_weights, eps=cfg.rl.std_eps)
+        rollouts.append(Rollouts(name, records, gen, gen.texts, gen.completion_mask,
+                                 gen.logprobs, ref, rewards, adv, sig))
+    return MicroBatch(rollouts, sft)
+
+
+def _sft_accuracy(policy: Policy, micro: MicroBatch) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return {f"sft:{n}": policy.sft_loss(b.records, b.prompts, b.targets)[1]
+                for n, b in micro.sft.items()}
+
+
+def _mean_signals(pairs: list[tuple[str, Any]]) -> dict[str, float]:
+    """Mean signal per objective over domains, micro-batches and processes (one gather)."""
+    local = [(k, float(v)) for k, v in pairs]  # sync: K scalars per step
+    merged: dict[str, list[float]] = {}
+    for part in gather_object([local]):
+        for k, v in part:
+            merged.setdefault(k, []).append(v)
+    return {k: sum(v) / len(v) for k, v in merged.items()}
+
+
+def _restart(run: _Run) -> None:
+    """Seed 002 sec. 5.6: reset the optimiser state; reference := current policy."""
+    inner = getattr(run.optimizer, "optimizer", run.optimizer)
+    inner.state.clear()
+    if run.reference is not None:
+        run.reference.model.load_state_dict(run.policy.model.state_dict())
+    run.restarts += 1
+
+
+@torch.no_grad()
+def _evaluate(run: _Run) -> None:
+    """Greedy rewards (RL domains) and token accuracy (SFT domains) on held-out records."""
+    if run.acc.is_main_process and run.eval_sets:
+        row: dict[str, Any] = {"step": run.step}
+        for name, records in run.eval_sets.items():
+            d = next(x for x in run.cfg.domains if x.name == name)
+            prompts = [render_prompt(r, d.template) for r in records]
+            if d.mode == "sft":
+                targets = [render_target(r, d.template) for r in records]
+                row[f"eval/{name}/sft_acc"] = float(
+                    run.policy.sft_loss(records, prompts, targets)[1])
+                continue
+            gen = run.policy.generate(records, prompts, num_samples=1, temperature=0.0,
+                                      max_new_tokens=run.cfg.rl.max_new_tokens)
+            for reward, values in score(gen.texts, records, d.rewards, 1).items():
+                row[f"eval/{name}/{reward}"] = float(values.mean())
+        run.log.write(row, file="eval.jsonl")
+    run.acc.wait_for_everyone()
+
+
+def _checkpoint(run: _Run) -> None:
+    state = {
+        "scheduler": run.scheduler.state_dict(),
+        "weighting": run.weighting.state_dict(),
+        "sampler": run.sampler.state_dict(),
+        "skipped": run.skipped,
+        "restarts": run.restarts,
+        "combined_once": run.combined_once,
+    }
+    reference = run.reference.model if run.reference is not None and run.restarts else None
+    save_checkpoint(run.acc, run.out, run.step, trainer_state=state, reference=reference,
+                    export=run.policy if run.cfg.checkpoint.export_model else None,
+                    keep_last=run.cfg.checkpoint.keep_last)
+
+
+def _load_trainer_state(run: _Run, state: dict[str, Any]) -> None:
+    run.step = int(state["step"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.weighting.load_state_dict(state["weighting"])
+    run.sampler.load_state_dict(state["sampler"])
+    run.skipped, run.restarts = int(state["skipped"]), int(state["restarts"])
+    run.combined_once = bool(state["combined_once"])
