@@ -154,11 +154,38 @@ def perplexity_gap(
 
 @app.command()
 def quickstart(
-    out: Path = typer.Option(Path("recap-quickstart"), help="Where the report goes."),
+    out: Path = typer.Option(Path("recap-quickstart"), "--out", help="Where the report goes."),
+    steps: int = typer.Option(None, "--steps", help="Optimiser steps of each post-training "
+                              "(default 60; both runs get the same)."),
+    eval_n: int = typer.Option(None, "--eval-n", help="Held-out records per evaluated task "
+                               "(default 200)."),
+    from_scratch: bool = typer.Option(False, "--from-scratch", help="Rebuild the base model "
+                                      "first with `recap pretrain` (tens of minutes on 2 cores)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of training, sampling and the test split."),
+    model: str = typer.Option("builtin:base", "--model", help="Base model to start from "
+                              "(ignored with --from-scratch)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous quickstart "
+                                   "in --out."),
 ) -> None:
     """Base -> reasoning-only GRPO vs RECAP on the embedded default -> forgetting report."""
-    typer.echo("recap quickstart is not yet available: it lands with the evaluation issue.")
-    raise typer.Exit(code=1)
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from recap.quickstart import QuickstartSettings, run_quickstart
+
+    settings = QuickstartSettings(out=out, model=model, seed=seed, from_scratch=from_scratch,
+                                  overwrite=overwrite)
+    if steps is not None:
+        settings = replace(settings, steps=steps)
+    if eval_n is not None:
+        settings = replace(settings, eval_n=eval_n)
+    console = Console(highlight=False)
+    try:
+        run_quickstart(settings, echo=lambda line: console.print(line, markup=False))
+    except (FileExistsError, FileNotFoundError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
 
 
 if __name__ == "__main__":
