@@ -27,11 +27,18 @@ def bench_toy(
     quick: bool = typer.Option(False, "--quick", help="Smoke run: few steps, one seed."),
     seeds: int = typer.Option(3, help="Number of noise seeds."),
     steps: int = typer.Option(10_000, help="Adam steps per run."),
+    methods: list[str] = typer.Option(
+        None, "--methods", help="Methods to run (default: all but the solver-bound cagrad, "
+        "nashmtl)."),
+    ablations: list[str] = typer.Option(
+        None, "--ablations", help="alpha, temperature, window, shift (default: the first three)."),
+    no_ablations: bool = typer.Option(False, "--no-ablations", help="Skip the ablations."),
 ) -> None:
     """Toy two-task study of seed 000 appendix A.6 (figures 5, 14, 16-18)."""
     from recap.toy.study import run_toy_study
 
-    run_toy_study(out, quick=quick, seeds=seeds, steps=steps)
+    run_toy_study(out, quick=quick, seeds=seeds, steps=steps, methods=methods or None,
+                  ablations=False if no_ablations else (ablations or True))
 
 
 @data_app.command("preview")
@@ -182,7 +189,9 @@ def quickstart(
         settings = replace(settings, eval_n=eval_n)
     console = Console(highlight=False)
     try:
-        run_quickstart(settings, echo=lambda line: console.print(line, markup=False))
+        # soft_wrap: the headline table is pre-rendered; never re-wrap it at the console width
+        run_quickstart(settings, echo=lambda line: console.print(line, markup=False,
+                                                                   soft_wrap=True))
     except (FileExistsError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
