@@ -31,13 +31,6 @@ from recap.tasks.record import Record
 PROMPT_SUFFIX = " Output the final answer in <answer> </answer> tags."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two busy cores: OpenMP barriers between two threads cost more than they save here.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

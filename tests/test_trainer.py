@@ -47,13 +47,6 @@ def letters_reward():
     REWARDS.pop("test_letters", None)  # other modules check the exact registry
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two busy cores: OpenMP barriers between two threads cost more than they save here.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
