@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -164,3 +165,36 @@ class Weighting(ABC):
         missing = [name for name in self.objectives if name not in names]
         if missing:
             raise ValueError(f"{self.name!r} {what} needs every objective; missing {missing}")
+
+
+class WindowedWeighting(Weighting):
+    """A strategy that keeps the last 2W values of every objective (RECAP, DWA).
+
+    Owns the histories and their (de)serialisation, so resuming restores them exactly.
+    """
+
+    def __init__(self, objectives: Sequence[str], window: int) -> None:
+        super().__init__(objectives)
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be an integer >= 1, got {window!r}")
+        self.window = window
+        self._history: dict[str, deque[float]] = {
+            name: deque(maxlen=2 * window) for name in self.objectives
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Histories and weights as plain JSON-serialisable data."""
+        state = super().state_dict()
+        state.update(window=self.window,
+                     history={name: list(h) for name, h in self._history.items()})
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore histories and weights; the window must match the one in the state."""
+        super().load_state_dict(state)
+        if state["window"] != self.window:
+            raise ValueError(f"state window {state['window']} does not match {self.window}")
+        self._history = {
+            name: deque((float(x) for x in state["history"][name]), maxlen=2 * self.window)
+            for name in self.objectives
+        }

@@ -6,13 +6,12 @@ All of them use the default `Weighting.combine`, (1/K) sum_k lambda_k L_k with c
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from recap.weighting.base import Weighting, softmax_weights
+from recap.weighting.base import Weighting, WindowedWeighting, softmax_weights
 
 
 class EqualWeighting(Weighting):
@@ -53,7 +52,7 @@ class StaticWeighting(Weighting):
         return self.weights
 
 
-class DWAWeighting(Weighting):
+class DWAWeighting(WindowedWeighting):
     """Dynamic Weight Average (Liu, Johns & Davison, CVPR 2019, eq. 7) on iteration windows.
 
         r_k = L_k(t-1) / L_k(t-2),   lambda_k(t) = K softmax(r / T)_k
@@ -77,16 +76,10 @@ class DWAWeighting(Weighting):
     def __init__(
         self, objectives: Sequence[str], temperature: float = 2.0, window: int = 1
     ) -> None:
-        super().__init__(objectives)
+        super().__init__(objectives, window)
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be an integer >= 1, got {window!r}")
         self.temperature = float(temperature)
-        self.window = window
-        self._history: dict[str, deque[float]] = {
-            name: deque(maxlen=2 * window) for name in self.objectives
-        }
 
     def _ratio(self, name: str) -> float:
         hist = list(self._history[name])
@@ -109,21 +102,6 @@ class DWAWeighting(Weighting):
             self._history[name].append(value)
         return self.weights
 
-    def state_dict(self) -> dict[str, Any]:
-        """History and weights as plain data."""
-        state = super().state_dict()
-        state.update(window=self.window, history={n: list(h) for n, h in self._history.items()})
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore history and weights; the window must match."""
-        super().load_state_dict(state)
-        if state["window"] != self.window:
-            raise ValueError(f"state window {state['window']} does not match {self.window}")
-        self._history = {
-            name: deque((float(x) for x in state["history"][name]), maxlen=2 * self.window)
-            for name in self.objectives
-        }
 
 
 class RandomLossWeighting(Weighting):

@@ -37,11 +37,10 @@ Choices where the paper is silent or ambiguous (each one is tested):
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from recap.weighting.base import Weighting, softmax_weights
+from recap.weighting.base import WindowedWeighting, softmax_weights
 
 # Window means whose magnitude is below this are treated as zero: a ratio with such a
 # denominator is floating-point noise, not a convergence rate.
@@ -75,7 +74,7 @@ def recap_signals(
     return {"mu": mu, "mu_old": mu_old, "sigma": sigma, "c": c, "i": i, "s": s}
 
 
-class RecapWeighting(Weighting):
+class RecapWeighting(WindowedWeighting):
     """RECAP: lambda = K softmax((c + i) / T) from windowed progress and instability.
 
     Seed 000 sec. 4 (eq. 1) and Algorithm 2; see the module docstring for the exact statistics and
@@ -102,20 +101,14 @@ class RecapWeighting(Weighting):
         temperature: float = 5.0,
         alpha: float | None = None,
     ) -> None:
-        super().__init__(objectives)
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be an integer >= 1, got {window!r}")
+        super().__init__(objectives, window)
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
         if alpha is not None and not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be None or in [0, 1], got {alpha!r}")
-        self.window = window
         self.temperature = float(temperature)
         self.alpha = None if alpha is None else float(alpha)
         self.num_rejected = 0
-        self._history: dict[str, deque[float]] = {
-            name: deque(maxlen=2 * window) for name in self.objectives
-        }
 
     @property
     def ready(self) -> bool:
@@ -143,21 +136,9 @@ class RecapWeighting(Weighting):
 
     def state_dict(self) -> dict[str, Any]:
         """Histories, weights and counters as plain JSON-serialisable data."""
-        state = super().state_dict()
-        state.update(
-            window=self.window,
-            history={name: list(h) for name, h in self._history.items()},
-            num_rejected=self.num_rejected,
-        )
-        return state
+        return {**super().state_dict(), "num_rejected": self.num_rejected}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore histories and weights; the window must match the one in the state."""
+        """Restore histories, weights and the rejection counter."""
         super().load_state_dict(state)
-        if state["window"] != self.window:
-            raise ValueError(f"state window {state['window']} does not match {self.window}")
-        self._history = {
-            name: deque((float(x) for x in state["history"][name]), maxlen=2 * self.window)
-            for name in self.objectives
-        }
         self.num_rejected = int(state["num_rejected"])
