@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from recap.config import load_config
+from recap.models import resolve_model_path
 from recap.models.tiny import build_tiny_model
-from recap.training.build import resolve_model_path
 from recap.training.trainer import train
 
 
@@ -71,7 +71,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = args.model
-        if not Path(resolve_model_path(model)).exists():
+        try:
+            resolve_model_path(model)
+        except FileNotFoundError:  # no shipped base (e.g. a partial checkout): a random one
             model = str(build_tiny_model(work / "tiny", seed=0))
         results = [run(model, args.steps, args.batch, args.generations, args.max_new_tokens,
                        name, work) for name in ("recap", "equal")]
