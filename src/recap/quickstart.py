@@ -322,12 +322,12 @@ def run_quickstart(settings: QuickstartSettings = QuickstartSettings(),
 
     from recap.models.policy import resolve_model_path
 
-    model_path = resolve_model_path(model)
+    resolve_model_path(model)  # fail before any work when the base is missing
     results = {BASE_NAME: phases.run("eval_base", f"evaluating the base model ({model})",
-                                     lambda: evaluate_one(BASE_NAME, model_path))}
+                                     lambda: evaluate_one(BASE_NAME, model))}
     run_dirs: dict[str, Path] = {}
     for arm in ARMS:
-        recipe = quickstart_recipe(arm, settings, model_path, out / "runs" / arm)
+        recipe = quickstart_recipe(arm, settings, model, out / "runs" / arm)
         run_dirs[arm] = phases.run(
             f"train_{arm}", f"training {arm} ({settings.steps} steps, {settings.batch_size} "
             f"prompts x G={settings.num_generations})", lambda r=recipe: train(r))
