@@ -162,10 +162,17 @@ def _conversations(num_images: Sequence[int], prompts: Sequence[str]) -> list[li
     ]
 
 
-def _load_images(records: Sequence[Record], prompts: Sequence[str]) -> list[list[Image.Image]]:
+def _render_chats(records: Sequence[Record], prompts: Sequence[str], chat_template_owner: Any
+                  ) -> tuple[list[str], list[int], list[Image.Image]]:
+    """Chat texts with one placeholder per image, images per record, and all images in order."""
     if len(records) != len(prompts):
         raise ValueError(f"{len(records)} records but {len(prompts)} prompts")
-    return [r.load_images() for r in records]
+    images = [r.load_images() for r in records]
+    counts = [len(ims) for ims in images]
+    texts = chat_template_owner.apply_chat_template(
+        _conversations(counts, prompts), tokenize=False, add_generation_prompt=True
+    )
+    return texts, counts, [im for ims in images for im in ims]
 
 
 def _rows_per_image(tensors: Mapping[str, Tensor], num_images: int) -> tuple[int, ...]:
@@ -218,12 +225,7 @@ class QwenVisionEncoder:
         self.merge_length = int(image_processor.merge_size) ** 2
 
     def encode(self, records: Sequence[Record], prompts: Sequence[str]) -> PromptBatch:
-        images = _load_images(records, prompts)
-        counts = [len(ims) for ims in images]
-        texts = self.tokenizer.apply_chat_template(
-            _conversations(counts, prompts), tokenize=False, add_generation_prompt=True
-        )
-        flat = [im for ims in images for im in ims]
+        texts, counts, flat = _render_chats(records, prompts, self.tokenizer)
         tensors: dict[str, Tensor] = {}
         if flat:
             # one image-processor call for the whole batch
@@ -267,12 +269,7 @@ class ProcessorEncoder:
         self.tokenizer = processor.tokenizer
 
     def encode(self, records: Sequence[Record], prompts: Sequence[str]) -> PromptBatch:
-        images = _load_images(records, prompts)
-        counts = [len(ims) for ims in images]
-        texts = self.processor.apply_chat_template(
-            _conversations(counts, prompts), tokenize=False, add_generation_prompt=True
-        )
-        flat = [im for ims in images for im in ims]
+        texts, counts, flat = _render_chats(records, prompts, self.processor)
         enc = self.processor(
             text=texts, images=flat or None, padding=True, padding_side="left",
             add_special_tokens=False, return_tensors="pt",
