@@ -6,14 +6,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from recap.pretrain import PretrainConfig, _lr_at, pretrain, sample_batch
+from recap.pretrain import PretrainConfig, Stage, _lr_at, batch_loss, pretrain, sample_batch
 
 SMALL = {"hidden_size": 32, "num_layers": 1, "intermediate_size": 64}
 
 
 def small_config(**kw) -> PretrainConfig:
+    # No curriculum: its stages are fractions of `steps`, and the resume test below changes
+    # `steps` between the cut and the resumed build.
     base = dict(steps=4, batch_size=4, warmup_steps=4, eval_every=1000, eval_n=2, save_every=2,
-                final_eval_n=2, model_config=SMALL)
+                final_eval_n=2, model_config=SMALL, curriculum=[])
     return PretrainConfig(**{**base, **kw})
 
 
@@ -26,6 +28,46 @@ def test_batches_are_a_function_of_seed_and_step():
     assert [r.id for r in a] != [r.id for r in c]
     # arith carries worked solutions, so it trains on the think template; the rest on answer.
     assert all((t == "think") == (r.domain == "arith") for r, t in zip(a, ta, strict=True))
+
+
+def test_curriculum_stages_set_the_knobs_of_their_steps():
+    easy = {"n_objects": (1, 1), "obj_size": (20, 20)}
+    cfg = small_config(steps=10, batch_size=12, curriculum=[
+        Stage(0.5, knobs={"count": easy, "exists": easy}, weights={"arith": 0.0}),
+    ])
+    early, _ = sample_batch(cfg, 4)
+    late, _ = sample_batch(cfg, 5)
+    scene = [r for r in early if r.domain in ("count", "exists")]
+    assert scene and all(len(r.meta["objects"]) == 1 for r in scene)
+    assert all(o["box"][2] - o["box"][0] == 20 for r in scene for o in r.meta["objects"])
+    assert not any(r.domain == "arith" for r in early)
+    assert any(len(r.meta["objects"]) > 1 for r in late if r.domain in ("count", "exists"))
+
+
+def test_default_recipe_ends_on_the_evaluated_distribution():
+    cfg = PretrainConfig()
+    records, _ = sample_batch(cfg, cfg.steps - 1)
+    assert {r.domain for r in records} >= {"count", "ground", "digits"}
+    # Last stage = generator defaults: scenes of 9-15 px objects, as evaluation draws them.
+    sizes = [max(o["box"][2] - o["box"][0], o["box"][3] - o["box"][1])
+             for r in records if "objects" in r.meta for o in r.meta["objects"]]
+    assert sizes and max(sizes) <= 15
+
+
+def test_batch_loss_equals_the_whole_batch_token_mean():
+    from recap.models import load_policy
+    from recap.tasks import render_prompt, render_target
+
+    policy = load_policy("builtin:base")
+    records, templates = sample_batch(small_config(batch_size=6), 0)
+    prompts = [render_prompt(r, t) for r, t in zip(records, templates, strict=True)]
+    targets = [render_target(r, t) for r, t in zip(records, templates, strict=True)]
+    with torch.no_grad():
+        whole, acc = policy.sft_loss(records, prompts, targets)
+        split, split_acc = batch_loss(policy, records, templates)
+    assert len({r.domain for r in records}) > 1
+    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
+    assert split_acc == pytest.approx(float(acc))
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():

@@ -96,6 +96,17 @@ def test_count_answers_match_the_pixels():
         assert r.answer == str(expected) and r.answer_type == "count"
 
 
+def test_describe_lists_every_object_in_reading_order():
+    records = make_task("describe", "train", N)
+    for r in records:
+        objects = sorted(_objects_from_pixels(r.images[0]), key=lambda o: (o[2][1], o[2][0]))
+        expected = ", ".join(f"{c} {s} [{', '.join(map(str, scale_box(b, (64, 64), 16)))}]"
+                             for c, s, b in objects)
+        assert r.answer == expected and r.answer_type == "text"
+    bare = make_task("describe", "train", 3, coord_scale=None, n_objects=(2, 2))
+    assert all(r.answer.count(", ") == 1 and "[" not in r.answer for r in bare)
+
+
 def test_count_difficulty_knobs():
     records = make_task("count", "train", 10, image_size=32, n_objects=(3, 3), obj_size=(5, 6),
                         n_colors=2, n_shapes=1, queries=("all",))

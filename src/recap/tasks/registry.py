@@ -5,6 +5,7 @@
 | count    | :mod:`recap.tasks.shapes`    | count        | visual counting (CLEVR)       |
 | exists   | :mod:`recap.tasks.shapes`    | yesno        | hallucination probe (POPE)    |
 | ground   | :mod:`recap.tasks.shapes`    | bbox         | grounding (RefCOCO)           |
+| describe | :mod:`recap.tasks.shapes`    | text         | dense scene description (pretraining) |
 | digits   | :mod:`recap.tasks.digits`    | text         | reading / OCR                 |
 | jigsaw   | :mod:`recap.tasks.jigsaw`    | permutation  | novel task (seed 002)         |
 | arith    | :mod:`recap.tasks.reasoning` | number       | multi-step visual reasoning   |
@@ -25,7 +26,7 @@ from recap.tasks.digits import make_digits
 from recap.tasks.jigsaw import make_jigsaw
 from recap.tasks.reasoning import make_arith
 from recap.tasks.record import Record
-from recap.tasks.shapes import SceneSpec, make_count, make_exists, make_ground
+from recap.tasks.shapes import SceneSpec, make_count, make_describe, make_exists, make_ground
 
 TaskFn = Callable[..., list[Record]]
 
@@ -33,6 +34,7 @@ TASKS: dict[str, TaskFn] = {
     "count": make_count,
     "exists": make_exists,
     "ground": make_ground,
+    "describe": make_describe,
     "digits": make_digits,
     "jigsaw": make_jigsaw,
     "arith": make_arith,
