@@ -14,7 +14,7 @@ from recap.tasks.common import image_hash
 from recap.tasks.digits import compose, digit_bank, split_indices
 from recap.tasks.jigsaw import TEST_SOURCES, TRAIN_SOURCES, assemble, cut_grid, source_crop
 from recap.tasks.registry import TASKS, make_task, task_knobs
-from recap.tasks.shapes import BACKGROUND, COLORS, scale_box
+from recap.tasks.shapes import BACKGROUND, COLORS, floor, scale_box
 
 N = 40  # records per check: enough to hit every branch, small enough for a 2-core machine
 
@@ -54,7 +54,7 @@ def test_record_does_not_depend_on_n():
 def _components(image: Image.Image) -> list:
     """Connected non-background blobs (objects are >= 2 px apart, so one blob per object)."""
     rgb = np.asarray(image)
-    mask = (rgb != np.array(BACKGROUND)).any(axis=-1)
+    mask = (rgb != floor(rgb.shape[0], shading=60)).any(axis=-1)
     return regionprops(label(mask, connectivity=2))
 
 
@@ -105,6 +105,20 @@ def test_describe_lists_every_object_in_reading_order():
         assert r.answer == expected and r.answer_type == "text"
     bare = make_task("describe", "train", 3, coord_scale=None, n_objects=(2, 2))
     assert all(r.answer.count(", ") == 1 and "[" not in r.answer for r in bare)
+
+
+def test_shaded_floor_and_paper_encode_position():
+    f = floor(64, shading=60).astype(int)
+    assert (f[..., 2] == BACKGROUND[2]).all() and (floor(64, shading=0) == BACKGROUND).all()
+    # red rises left to right, green top to bottom, 60 levels end to end: a patch's colour
+    # alone tells where it is.
+    assert (np.diff(f[..., 0], axis=1) >= 0).all() and f[0, -1, 0] - f[0, 0, 0] == 60
+    assert (np.diff(f[..., 1], axis=0) >= 0).all() and f[-1, 0, 1] - f[0, 0, 1] == 60
+    assert (np.diff(f[..., 0], axis=0) == 0).all()
+    plain = np.asarray(compose([3, 1500], shading=0), dtype=int)
+    shaded = np.asarray(compose([3, 1500], shading=60), dtype=int)
+    assert (shaded[..., 2] == plain[..., 2]).all()  # blue untouched: the same ink
+    assert shaded[0, -1, 0] == 195 and shaded[-1, 0, 1] == 195 and shaded[0, 0, 0] == 255
 
 
 def test_count_difficulty_knobs():
@@ -177,7 +191,7 @@ def test_digits_answer_is_the_labels_of_held_out_scans():
             assert set(idx) <= pool and 2 <= len(idx) <= 4
             assert r.answer == "".join(str(labels[i]) for i in idx) == "".join(
                 map(str, r.meta["labels"]))
-            assert image_hash(r.images[0]) == image_hash(compose(idx, 64))
+            assert image_hash(r.images[0]) == image_hash(compose(idx, 64, shading=60))
 
 
 def test_cut_and_assemble_follow_seed_002_conventions():
@@ -241,7 +255,7 @@ def test_arith_answers_and_solutions():
 
 
 def test_registry_errors_name_the_options():
-    assert set(TASKS) == {"count", "exists", "ground", "digits", "jigsaw", "arith"}
+    assert set(TASKS) == {"count", "exists", "ground", "digits", "jigsaw", "arith", "describe"}
     with pytest.raises(ValueError, match=r"known: .*'arith'.*'count'"):
         make_task("nope", "train", 1)
     with pytest.raises(ValueError, match=r"accepted: .*coord_scale"):

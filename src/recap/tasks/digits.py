@@ -49,12 +49,15 @@ def render_digit(index: int, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(pixels, mode="L").resize(size, Image.Resampling.BILINEAR)
 
 
-def compose(indices: list[int], image_size: int = 64, strip: bool = False) -> Image.Image:
+def compose(indices: list[int], image_size: int = 64, strip: bool = False,
+            shading: int = 0) -> Image.Image:
     """Place the scans ``indices`` left to right on one RGB image.
 
     ``strip=False``: a square ``image_size`` image cut into equal columns, one digit per column
     (glyph 2 px narrower than its column, as tall as 1.5x its width at most, vertically centred).
     ``strip=True``: ``image_size`` high and ``image_size * len(indices)`` wide, square glyphs.
+    ``shading``: the paper darkens by up to this much in red left to right and in green top to
+    bottom (the ink multiplies the paper); 0 is plain white paper.
     """
     k = len(indices)
     width = image_size * k if strip else image_size
@@ -66,7 +69,13 @@ def compose(indices: list[int], image_size: int = 64, strip: bool = False) -> Im
     for j, idx in enumerate(indices):
         left = j * cell + (cell - glyph_w) // 2
         canvas.paste(render_digit(idx, (glyph_w, glyph_h)), (left, top))
-    return canvas.convert("RGB")
+    if not shading:
+        return canvas.convert("RGB")
+    paper = np.full((image_size, width, 3), 255.0)
+    paper[..., 0] -= shading * np.arange(width)[None, :] / max(width - 1, 1)
+    paper[..., 1] -= shading * np.arange(image_size)[:, None] / max(image_size - 1, 1)
+    ink = np.asarray(canvas, dtype=np.float64)[..., None] / 255.0
+    return Image.fromarray((paper * ink).round().astype(np.uint8))
 
 
 def make_digits(
@@ -77,10 +86,12 @@ def make_digits(
     n_digits: tuple[int, int] = (2, 4),
     image_size: int = 64,
     strip: bool = False,
+    shading: int = 60,
 ) -> list[Record]:
     """Read the handwritten digits left to right (answer_type text, answer e.g. ``"407"``).
 
-    ``n_digits`` is the inclusive range of digits per image. ``meta``: ``labels`` (the digits),
+    ``n_digits`` is the inclusive range of digits per image; ``shading`` as in :func:`compose`.
+    ``meta``: ``labels`` (the digits),
     ``digit_indices`` (scans used, all from the split's held-out range), ``image_size`` (w, h).
     """
     check_split(split)
@@ -93,7 +104,7 @@ def make_digits(
         k = int(rng.integers(lo, hi + 1))
         indices = [int(v) for v in rng.choice(pool, size=k)]
         digits = [int(labels[j]) for j in indices]
-        image = compose(indices, image_size, strip)
+        image = compose(indices, image_size, strip, shading)
         answer = "".join(map(str, digits))
         question = "Read the handwritten digits from left to right."
         meta = {"labels": digits, "digit_indices": indices, "image_size": image.size}
