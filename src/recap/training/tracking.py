@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from recap.evaluation.metrics import response_length
 from recap.rewards import thinking_length
 from recap.training.objectives import MicroBatch
 
@@ -94,18 +95,19 @@ def gather_step_stats(micro: list[MicroBatch], losses: list[tuple[str, Any]]) ->
     """Per-domain reward mean/std, response and thinking lengths and the loss terms, over the
     micro-batches of a step and all processes (one ``gather_object``).
 
-    Keys: ``reward/<domain>/<reward>/mean|std``, ``length/<domain>`` (completion tokens),
-    ``thinking/<domain>`` (words in the think block), ``loss``, ``loss/<objective>``, ``kl``,
-    ``clip_frac``; ``tokens`` is the step's total of completion tokens.
+    Keys: ``reward/<domain>/<reward>/mean|std``, ``length/<domain>`` (completion words, the unit
+    of the evaluator's ``response_length``), ``thinking/<domain>`` (words in the think block),
+    ``loss``, ``loss/<objective>``, ``kl``, ``clip_frac``; ``tokens`` is the step's total of
+    completion tokens (the compute).
     """
     samples: dict[str, list[float]] = {}
     for mb in micro:
         for ro in mb.rollouts:
             for name, r in ro.rewards.items():
                 samples.setdefault(f"reward/{ro.domain}/{name}", []).extend(r.flatten().tolist())
-            lengths = ro.mask.sum(-1).tolist()
-            samples.setdefault(f"length/{ro.domain}", []).extend(lengths)
-            samples.setdefault("tokens", []).append(sum(lengths))
+            samples.setdefault(f"length/{ro.domain}", []).extend(
+                response_length(t) for t in ro.texts)
+            samples.setdefault("tokens", []).append(float(ro.mask.sum()))
             samples.setdefault(f"thinking/{ro.domain}", []).extend(
                 thinking_length(t) for t in ro.texts)
     for key, value in losses:
