@@ -85,7 +85,8 @@ def test_resumed_build_equals_uninterrupted(tmp_path):
     # Same recipe stopped after 2 steps (its checkpoint), then resumed to 4. The warm-up covers
     # all four steps, so the learning rates of both schedules agree step by step.
     pretrain(tmp_path / "cut" / "base", small_config(steps=2))
-    resumed = pretrain(tmp_path / "cut" / "base", small_config(), resume=True)
+    with pytest.warns(UserWarning, match=r"changed recipe \(steps\)"):
+        resumed = pretrain(tmp_path / "cut" / "base", small_config(), resume=True)
     a = load_file(full / "model.safetensors")
     b = load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()

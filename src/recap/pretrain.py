@@ -25,6 +25,7 @@ import platform
 import random
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -245,7 +246,15 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
         policy = load_policy(ckpt)
         state = torch.load(ckpt / "pretrain_state.pt", weights_only=False)
         start = state["step"]
-        log = json.loads((ckpt / "pretrain_log.json").read_text())["log"]
+        saved = json.loads((ckpt / "pretrain_log.json").read_text())
+        log = saved["log"]
+        # The lr schedule and the curriculum are fractions of `steps`: a changed recipe still
+        # resumes, but no longer equals an uninterrupted build.
+        changed = sorted(k for k, v in json.loads(json.dumps(asdict(cfg))).items()
+                         if saved["config"].get(k) != v)
+        if changed:
+            warnings.warn(f"resuming {ckpt} with a changed recipe ({', '.join(changed)}): the "
+                          "result will differ from an uninterrupted build", stacklevel=2)
     else:
         init = out_dir.with_name(out_dir.name + ".init")
         build_tiny_model(init, TinyConfig(**cfg.model_config), seed=cfg.seed)
