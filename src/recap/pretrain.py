@@ -109,9 +109,9 @@ class PretrainConfig:
     final_eval_n: int = 200
     model_config: dict = field(default_factory=dict)
     # Easy scenes first: from scratch, existence stayed at chance for 800 steps on the full
-    # scenes but reached ~75 % when the same steps started on single large objects (see
+    # scenes but reached 63-77 % when the same steps started on single large objects (see
     # docs/results/base_model). Later stages fall back to the generators' default knobs.
-    curriculum: list[Stage] = field(default_factory=lambda: default_curriculum())
+    curriculum: list[Stage] = field(default_factory=default_curriculum)
 
 
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
