@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recap.weighting import (
@@ -263,6 +263,9 @@ def test_recap_invalid_options(kwargs):
     ),
     st.integers(min_value=1, max_value=4),
 )
+# Found by hypothesis: a score near the float maximum overflowed to inf once divided by T < 1.
+@example(rows=[(0.0, 0.0, 0.0), (8.98846567431158e307, 0.0, 0.0), (0.0, 0.0, 0.0),
+               (1.0, 0.0, 0.0)], window=2)
 def test_recap_weights_are_finite_with_mean_one(rows, window):
     w = RecapWeighting(["a", "b", "c"], window=window, temperature=0.5)
     for a, b, c in rows:

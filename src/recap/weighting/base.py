@@ -39,12 +39,12 @@ def validate_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
 def softmax_weights(scores: Sequence[float], temperature: float) -> list[float]:
     """K * softmax(scores / T): weights with mean 1 (seed 000 eq. 1, also DWA and RLW).
 
-    The maximum is subtracted before exponentiating so that large finite scores cannot overflow:
-    the result is always finite and sums to K.
+    The maximum score is subtracted before dividing by T and exponentiating, so that large
+    finite scores cannot overflow (dividing first turns a score near the float maximum into
+    inf at T < 1, and inf - inf into NaN): the result is always finite and sums to K.
     """
-    scaled = [s / temperature for s in scores]
-    top = max(scaled)
-    exps = [math.exp(s - top) for s in scaled]
+    top = max(scores)
+    exps = [math.exp((s - top) / temperature) for s in scores]
     total = sum(exps)
     k = len(exps)
     return [k * e / total for e in exps]
