@@ -56,6 +56,16 @@ def plural(k: int, word: str) -> str:
     return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
 
+def light_ramps(height: int, width: int, shading: float) -> np.ndarray:
+    """``[height, width, 3]`` lighting offsets: red rises 0..shading left to right, green
+    0..shading top to bottom, blue 0. Shaded scenes and digit paper share this convention, which
+    gives every image patch its absolute position (see :class:`recap.tasks.shapes.SceneSpec`)."""
+    ramps = np.zeros((height, width, 3))
+    ramps[..., 0] = shading * np.arange(width)[None, :] / max(width - 1, 1)
+    ramps[..., 1] = shading * np.arange(height)[:, None] / max(height - 1, 1)
+    return ramps
+
+
 def check_range(name: str, value: tuple[int, int], low: int = 0) -> tuple[int, int]:
     """Validate an inclusive integer range knob ``(lo, hi)`` with ``low <= lo <= hi``."""
     lo, hi = (int(v) for v in value)

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from recap.tasks.common import check_range, check_split, record_rng
+from recap.tasks.common import check_range, check_split, light_ramps, record_rng
 from recap.tasks.record import Record
 
 TEST_FRACTION = 0.2
@@ -71,9 +71,7 @@ def compose(indices: list[int], image_size: int = 64, strip: bool = False,
         canvas.paste(render_digit(idx, (glyph_w, glyph_h)), (left, top))
     if not shading:
         return canvas.convert("RGB")
-    paper = np.full((image_size, width, 3), 255.0)
-    paper[..., 0] -= shading * np.arange(width)[None, :] / max(width - 1, 1)
-    paper[..., 1] -= shading * np.arange(image_size)[:, None] / max(image_size - 1, 1)
+    paper = 255.0 - light_ramps(image_size, width, shading)
     ink = np.asarray(canvas, dtype=np.float64)[..., None] / 255.0
     return Image.fromarray((paper * ink).round().astype(np.uint8))
 
@@ -91,8 +89,8 @@ def make_digits(
     """Read the handwritten digits left to right (answer_type text, answer e.g. ``"407"``).
 
     ``n_digits`` is the inclusive range of digits per image; ``shading`` as in :func:`compose`.
-    ``meta``: ``labels`` (the digits),
-    ``digit_indices`` (scans used, all from the split's held-out range), ``image_size`` (w, h).
+    ``meta``: ``labels`` (the digits), ``digit_indices`` (scans used, all from the split's
+    held-out range), ``image_size`` (w, h).
     """
     check_split(split)
     lo, hi = check_range("n_digits", n_digits, low=1)

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, ImageDraw
 
-from recap.tasks.common import check_range, check_split, hash_split, record_rng
+from recap.tasks.common import check_range, check_split, hash_split, light_ramps, record_rng
 from recap.tasks.record import Record
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -136,12 +136,10 @@ def _separated(a: Box, b: Box, gap: int) -> bool:
 
 
 def floor(size: int, shading: int = 0) -> np.ndarray:
-    """The empty scene ``[size, size, 3]`` uint8: :data:`BACKGROUND` plus the lighting ramps."""
-    ramp = shading * (np.arange(size) / max(size - 1, 1) - 0.5)
-    image = np.empty((size, size, 3))
-    image[...] = BACKGROUND
-    image[..., 0] += ramp[None, :]  # red brightens left to right
-    image[..., 1] += ramp[:, None]  # green brightens top to bottom
+    """The empty scene ``[size, size, 3]`` uint8: :data:`BACKGROUND` plus the lighting ramps,
+    centred on it (red and green span ``BACKGROUND -/+ shading / 2``)."""
+    image = np.asarray(BACKGROUND, dtype=np.float64) + light_ramps(size, size, shading)
+    image[..., :2] -= shading / 2
     return image.round().clip(0, 255).astype(np.uint8)
 
 
