@@ -19,10 +19,10 @@ vocabulary: their logits are set to -inf in sampling, log-probs and the SFT loss
 placeholder would be read as an image slot by the teacher-forced forward and break it, and an
 untrained model does sample them. So pi is the softmax over the other tokens, consistently.
 
-Simplifications: sampling uses ``model.generate`` with the KV cache and the global torch RNG;
-``Generation.logprobs`` comes from ``generate``'s raw per-step logits, which holds
-L x B*G x vocab floats until the call returns (fine for the tiny model; for a 150k vocabulary at
-L = 1024 consider recomputing them with ``completion_logprobs`` instead).
+Sampling uses ``model.generate`` with the KV cache and the global torch RNG. ``Generation.logprobs``
+is recorded during sampling by a logits processor that keeps one step of log-probs at a time
+(:class:`SampledLogprobs`), not from ``output_logits``, which would hold L x B*G x vocab floats
+until the call returns (~40 GB for a 150k vocabulary, 64 rows and 1,024 new tokens).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from transformers import (
     AutoProcessor,
     AutoTokenizer,
     GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -197,14 +199,15 @@ class Policy:
             eos_token_id=list(self.stop_ids),
             pad_token_id=self.pad_id,
             return_dict_in_generate=True,
-            output_logits=True,  # raw logits, before temperature / top-p
         )
+        recorder = SampledLogprobs()
         was_training = self.model.training
         self.model.eval()
         try:
             out = self.model.generate(
                 input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
                 **prompt.token_inputs, **prompt.vision, generation_config=config,
+                logits_processor=LogitsProcessorList([recorder]),
             )
         finally:
             self.model.train(was_training)
@@ -214,10 +217,7 @@ class Policy:
         stops_before = (is_stop.long().cumsum(-1) - is_stop.long()) > 0  # [B*G, L]
         mask = (~stops_before).long()
         ids = sampled.masked_fill(stops_before, self.pad_id)
-        logprobs = torch.stack(
-            [-self._token_nll(step[:, None], ids[:, t, None])[:, 0]
-             for t, step in enumerate(out.logits)], dim=1,
-        ) * mask  # [B*G, L]
+        logprobs = recorder.finish(sampled[:, -1]) * mask  # [B*G, L]
         return Generation(
             texts=decode_completions(self.tokenizer, ids, mask),
             completion_ids=ids,
@@ -322,6 +322,36 @@ class Policy:
     def _token_nll(self, logits: Tensor, ids: Tensor) -> Tensor:
         """-log pi(ids) per token from [N, L, V] logits: [N, L] (float32)."""
         return F.cross_entropy(self._allowed(logits).transpose(1, 2), ids, reduction="none")
+
+
+class SampledLogprobs(LogitsProcessor):
+    """Records log pi(token) of every sampled token while ``generate`` runs, in O(rows x vocab).
+
+    At step t a logits processor sees the step's scores and, as the last column of ``input_ids``,
+    the token drawn at step t-1; so only the previous step's log-softmax is kept. ``generate``
+    runs custom processors after its own (only ``suppress_tokens`` here, since ``load_policy``
+    swaps the hub generation config for a neutral one: the banned placeholders at -inf,
+    as in :meth:`Policy._allowed`) and before the sampling warpers (temperature, top-p), so these
+    are log-probs of the unmodified policy (see the module docstring). Scores come in float32.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Tensor | None = None
+        self.steps: list[Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.previous is not None:
+            self.steps.append(self.previous.gather(1, input_ids[:, -1:])[:, 0])
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, last_tokens: Tensor) -> Tensor:
+        """``[rows, L]`` log-probs, given the token drawn at the last step."""
+        if self.previous is None:
+            raise RuntimeError("generate never called the log-prob recorder")
+        last = self.previous.gather(1, last_tokens[:, None])[:, 0]
+        self.previous = None
+        return torch.stack([*self.steps, last], dim=1)
 
 
 def decode_completions(tokenizer: PreTrainedTokenizerBase, ids: Tensor, mask: Tensor) -> list[str]:
