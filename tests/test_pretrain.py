@@ -70,6 +70,25 @@ def test_batch_loss_equals_the_whole_batch_token_mean():
     assert split_acc == pytest.approx(float(acc))
 
 
+def test_record_average_weighs_every_record_equally():
+    from recap.models import load_policy
+    from recap.tasks import render_prompt, render_target
+
+    policy = load_policy("builtin:base")
+    records, templates = sample_batch(small_config(batch_size=6), 0)
+    per_record = []
+    with torch.no_grad():
+        for r, t in zip(records, templates, strict=True):
+            loss, _ = policy.sft_loss([r], [render_prompt(r, t)], [render_target(r, t)])
+            per_record.append(loss)
+        mean, _ = batch_loss(policy, records, templates, average="record")
+        token, _ = batch_loss(policy, records, templates, average="token")
+    torch.testing.assert_close(mean, torch.stack(per_record).mean(), rtol=1e-5, atol=1e-6)
+    assert not torch.isclose(mean, token)  # answers of different lengths: the two differ
+    with pytest.raises(ValueError, match="record"):
+        batch_loss(policy, records, templates, average="sample")
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     cfg = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
     assert _lr_at(0, cfg) == pytest.approx(1e-4)  # (0 + 1) / 10 of the peak

@@ -167,7 +167,7 @@ def quickstart(
     eval_n: int = typer.Option(None, "--eval-n", help="Held-out records per evaluated task "
                                "(default 200)."),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Rebuild the base model "
-                                      "first with `recap pretrain` (tens of minutes on 2 cores)."),
+                                      "first with `recap pretrain` (about 1.5 h on one CPU core)."),
     seed: int = typer.Option(0, "--seed", help="Seed of training, sampling and the test split."),
     model: str = typer.Option("builtin:base", "--model", help="Base model to start from "
                               "(ignored with --from-scratch)."),

@@ -76,7 +76,7 @@ def default_curriculum() -> list[Stage]:
 class PretrainConfig:
     """The base-model recipe (defaults are the shipped recipe; see the training card)."""
 
-    steps: int = 6000
+    steps: int = 12000
     batch_size: int = 16
     lr: float = 1e-3
     # The vision tower and merger get a smaller step: at 3e-3 for all weights the merger's
@@ -87,6 +87,9 @@ class PretrainConfig:
     warmup_steps: int = 150
     weight_decay: float = 0.05
     grad_clip: float = 1.0
+    # "token": mean over every answer token of the batch; "record": mean of each record's
+    # token-mean loss (see batch_loss).
+    loss_average: str = "token"
     seed: int = 0
     threads: int = 1
     # task -> (template, mixture weight); arith carries worked solutions in think format.
@@ -154,12 +157,17 @@ def sample_batch(cfg: PretrainConfig, step: int) -> tuple[list[Record], list[str
     return records, templates
 
 
-def batch_loss(policy, records: list[Record], templates: list[str]) -> tuple[torch.Tensor, float]:
-    """Token-mean SFT loss over the batch, one forward per task, and the token accuracy.
+def batch_loss(policy, records: list[Record], templates: list[str],
+               average: str = "token") -> tuple[torch.Tensor, float]:
+    """SFT loss over the batch, one forward per task, and the token accuracy.
 
-    Equal to ``policy.sft_loss`` on the whole batch; splitting by task pads each forward only
-    to its own longest sequence (a describe answer is ~10x an existence answer).
+    ``average="token"``: the mean over every target token of the batch, equal to
+    ``policy.sft_loss`` on the whole batch. ``average="record"``: each record's token-mean NLL,
+    averaged over records, so a yes/no answer weighs as much as a scene description with ten
+    times its tokens. Splitting by task pads each forward only to its own longest sequence.
     """
+    if average not in ("token", "record"):
+        raise ValueError(f"average must be 'token' or 'record', got {average!r}")
     total = 0.0  # becomes a tensor on the policy's device
     count = correct = 0
     rows = zip(records, templates, strict=True)
@@ -168,10 +176,14 @@ def batch_loss(policy, records: list[Record], templates: list[str]) -> tuple[tor
         prompts = [render_prompt(r, t) for r, t in group]
         targets = [render_target(r, t) for r, t in group]
         logprobs, mask, right = policy.target_logprobs([r for r, _ in group], prompts, targets)
-        total = total + logprobs.sum()
+        if average == "token":
+            total = total + logprobs.sum()
+        else:
+            total = total + (logprobs.sum(1) / mask.sum(1).clamp(min=1)).sum()
         count += int(mask.sum())
         correct += int(right.sum())
-    return -total / max(count, 1), correct / max(count, 1)
+    denominator = max(count, 1) if average == "token" else max(len(records), 1)
+    return -total / denominator, correct / max(count, 1)
 
 
 def _save_atomic(policy, optimizer, step: int, cfg: PretrainConfig, out: Path, log: list) -> None:
@@ -280,7 +292,7 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
         records, templates = sample_batch(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, cfg) * group["lr_ratio"]
-        loss, token_acc = batch_loss(policy, records, templates)
+        loss, token_acc = batch_loss(policy, records, templates, cfg.loss_average)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

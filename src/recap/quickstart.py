@@ -306,7 +306,7 @@ def run_quickstart(settings: QuickstartSettings = QuickstartSettings(),
         from recap.pretrain import PretrainConfig, pretrain
 
         echo(f"--from-scratch: rebuilding the base model first; this takes about "
-             f"{pretrain_minutes():.0f} min on 2 CPU cores (the post-training comparison "
+             f"{pretrain_minutes():.0f} min on one CPU core (the post-training comparison "
              f"follows).")
         cfg = PretrainConfig(seed=settings.seed, threads=settings.threads)
         model = str(phases.run("pretrain", "pretraining the base model",
