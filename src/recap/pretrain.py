@@ -28,6 +28,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -89,7 +90,7 @@ class PretrainConfig:
     grad_clip: float = 1.0
     # "token": mean over every answer token of the batch; "record": mean of each record's
     # token-mean loss (see batch_loss).
-    loss_average: str = "token"
+    loss_average: Literal["token", "record"] = "token"
     seed: int = 0
     threads: int = 1
     # task -> (template, mixture weight); arith carries worked solutions in think format.
