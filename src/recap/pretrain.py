@@ -159,7 +159,7 @@ def sample_batch(cfg: PretrainConfig, step: int) -> tuple[list[Record], list[str
 
 
 def batch_loss(policy, records: list[Record], templates: list[str],
-               average: str = "token") -> tuple[torch.Tensor, float]:
+               average: Literal["token", "record"] = "token") -> tuple[torch.Tensor, float]:
     """SFT loss over the batch, one forward per task, and the token accuracy.
 
     ``average="token"``: the mean over every target token of the batch, equal to
