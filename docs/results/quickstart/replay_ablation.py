@@ -1,12 +1,13 @@
 """Which part of the RECAP arm lowers counting? (see README.md here, "Replay ablation").
 
-    OMP_NUM_THREADS=1 python docs/results/quickstart/replay_ablation.py [OUT]  # ~45 min, 1 core
+    OMP_NUM_THREADS=1 python docs/results/quickstart/replay_ablation.py [OUT]  # ~50 min, 1 core
 
 Starts from the quickstart's RECAP recipe (runs/recap/config.yaml: 60 steps, 8 prompts x G=4,
 lr 1e-4) and trains variants with `recap train`: all domains (as the quickstart), without one
-domain, all domains with equal weights, and GRPO on counting alone (equal weights). Each final
-model is evaluated greedily with `recap eval` (general suite, 200 records per task, test seed 0,
-the quickstart's evaluation) and the sampled training rewards are compared first vs last 10 steps.
+domain, all domains with equal weights, and GRPO on counting alone (equal weights) without and
+with a KL anchor. Each final model is evaluated greedily with `recap eval` (general suite, 200
+records per task, test seed 0, the quickstart's evaluation) and the sampled training rewards are
+compared first vs last 10 steps.
 """
 
 import copy
@@ -22,8 +23,11 @@ RECIPE = yaml.safe_load((HERE / "runs/recap/config.yaml").read_text())
 EQUAL = {"name": "equal"}
 
 
-def variant(drop: str | None = None, equal: bool = False, only: str | None = None) -> dict:
+def variant(drop: str | None = None, equal: bool = False, only: str | None = None,
+            kl_beta: float = 0.0) -> dict:
     cfg = copy.deepcopy(RECIPE)
+    if kl_beta:
+        cfg["kl"] |= {"schedule": "constant", "beta": kl_beta}
     cfg["domains"] = [d for d in cfg["domains"] if d["name"] != drop]
     if only:  # a lone domain must be the reasoning (target) domain of the recipe
         cfg["domains"] = [d | {"role": "reasoning"} for d in cfg["domains"] if d["name"] == only]
@@ -37,6 +41,7 @@ VARIANTS = {
     "no_arith": ({"drop": "arith"}, (0, 1, 2)),
     "equal_weights": ({"equal": True}, (0, 1, 2)),
     "count_only": ({"only": "count"}, (0, 1, 2)),
+    "count_only_kl": ({"only": "count", "kl_beta": 0.1}, (0, 1, 2)),
     "no_digits": ({"drop": "digits"}, (0,)),
     "no_exists": ({"drop": "exists"}, (0,)),
     "no_ground": ({"drop": "ground"}, (0,)),
