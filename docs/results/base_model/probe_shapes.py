@@ -6,8 +6,8 @@ Single-object scenes at the evaluated sizes (9-15 px, 64x64, shaded floor): the 
 (after the merger, what the language model reads) that holds the object's centre is probed for
 the object's shape and, as a control, its colour, with a logistic regression trained on 2,000
 scenes (train split) and scored on 1,000 others (test split). Also scored: the same probe on the
-concatenation of all 16 visual tokens, and as a reference the raw pixels of the centre token's
-16x16 cell (what the token is computed from).
+concatenation of all visual tokens (16 at 8-px patches), and as a reference the raw pixels of
+the centre token's cell (16x16 px at 8-px patches: what the token is computed from).
 """
 
 import sys
@@ -55,7 +55,7 @@ for attr in ("shape", "color"):
     y_test = [o[attr] for o in test_o]
     chance = max(y_test.count(v) for v in set(y_test)) / len(y_test)
     scores = []
-    for name, xtr, xte in (("centre token", train_c, test_c), ("all 16 tokens", train_w, test_w),
+    for name, xtr, xte in (("centre token", train_c, test_c), ("all tokens", train_w, test_w),
                            ("centre cell pixels", train_p, test_p)):
         probe = LogisticRegression(max_iter=3000).fit(xtr, y_train)
         scores.append(f"{name} {100 * probe.score(xte, y_test):.1f} %")
