@@ -232,15 +232,28 @@ def quick_eval(policy, cfg: PretrainConfig, n: int, seed: int = 12345) -> dict[s
     return out
 
 
+def visual_tokens(policy, records: list[Record]) -> torch.Tensor:
+    """The visual tokens the language model reads (the merger's output), ``[B, tokens, hidden]``
+    in raster order; one image per record, all of one size. Gradients flow unless disabled."""
+    tensors = policy.encode(records, [r.question for r in records]).vision.tensors
+    feats = policy.model.model.visual(tensors["pixel_values"], grid_thw=tensors["image_grid_thw"])
+    feats = feats if torch.is_tensor(feats) else feats.pooler_output
+    return feats.view(len(records), -1, feats.shape[-1])
+
+
+def object_token(record: Record, side: int) -> int:
+    """Index (raster order) of the visual token whose cell holds the centre of the record's first
+    object, on a ``side`` x ``side`` token grid."""
+    x1, y1, x2, y2 = record.meta["objects"][0]["box"]
+    cell = record.meta["image_size"][0] / side
+    return int((y1 + y2) / 2 // cell) * side + int((x1 + x2) / 2 // cell)
+
+
 @torch.no_grad()
 def vision_feature_norm(policy, n: int = 8) -> float:
     """Mean L2 norm of the visual tokens the language model receives (a collapse detector)."""
     records = make_task("count", "test", n, seed=4321)
-    batch = policy.encode(records, [r.question for r in records])
-    tensors = batch.vision.tensors
-    feats = policy.model.model.visual(tensors["pixel_values"], grid_thw=tensors["image_grid_thw"])
-    feats = feats if torch.is_tensor(feats) else feats.pooler_output
-    return float(feats.norm(dim=-1).mean())
+    return float(visual_tokens(policy, records).norm(dim=-1).mean())
 
 
 def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = False) -> Path:

@@ -17,6 +17,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from recap.models import load_policy
+from recap.pretrain import object_token, visual_tokens
 from recap.tasks.registry import make_task
 
 torch.set_num_threads(1)
@@ -29,22 +30,17 @@ def features(split: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
     centre, whole, pixels, objects = [], [], [], []
     for start in range(0, n, 100):
         batch = records[start:start + 100]
-        vision = policy.encode(batch, [r.question for r in batch]).vision.tensors
-        feats = policy.model.model.visual(vision["pixel_values"], grid_thw=vision["image_grid_thw"])
-        feats = feats if torch.is_tensor(feats) else feats.pooler_output
-        feats = feats.view(len(batch), -1, feats.shape[-1])  # [B, tokens, hidden], raster order
+        feats = visual_tokens(policy, batch)
         side = int(feats.shape[1] ** 0.5)
         for r, f in zip(batch, feats, strict=True):
-            obj = r.meta["objects"][0]
-            x1, y1, x2, y2 = obj["box"]
-            cell = r.meta["image_size"][0] / side
-            row, col = int((y1 + y2) / 2 // cell), int((x1 + x2) / 2 // cell)
-            centre.append(f[row * side + col].float().numpy())
+            index = object_token(r, side)
+            centre.append(f[index].float().numpy())
             whole.append(f.flatten().float().numpy())
             image = np.asarray(r.images[0], dtype=np.float32) / 255.0
-            c = int(cell)
+            c = r.meta["image_size"][0] // side
+            row, col = divmod(index, side)
             pixels.append(image[row * c:(row + 1) * c, col * c:(col + 1) * c].flatten())
-            objects.append(obj)
+            objects.append(r.meta["objects"][0])
     return np.stack(centre), np.stack(whole), np.stack(pixels), objects
 
 

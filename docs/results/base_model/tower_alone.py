@@ -12,6 +12,7 @@ import sys
 import torch
 
 from recap.models import build_tiny_model, load_policy
+from recap.pretrain import object_token, visual_tokens
 from recap.tasks.registry import make_task
 
 torch.set_num_threads(1)
@@ -20,24 +21,19 @@ path = build_tiny_model(f"/tmp/recap-tower-alone-{sys.argv[1]}")
 policy = load_policy(str(path))
 visual = policy.model.model.visual
 SHAPES = ["circle", "square", "triangle"]
-head = torch.nn.Linear(128, 3)
+head = torch.nn.Linear(policy.model.config.text_config.hidden_size, len(SHAPES))
 opt = torch.optim.AdamW(list(visual.parameters()) + list(head.parameters()), lr=float(sys.argv[1]))
 
-def batch(split, i, n):
+
+def batch(split: str, i: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shape logits of the object's visual token and the true shapes, for ``n`` scenes."""
     recs = make_task("describe", split, n, seed=100 + i, n_objects=(1, 1), coord_scale=None)
-    v = policy.encode(recs, [r.question for r in recs]).vision.tensors
-    feats = visual(v["pixel_values"], grid_thw=v["image_grid_thw"])
-    feats = feats if torch.is_tensor(feats) else feats.pooler_output
-    feats = feats.view(n, -1, feats.shape[-1])
+    feats = visual_tokens(policy, recs)
     side = int(feats.shape[1] ** 0.5)
-    idx = []
-    for r in recs:
-        x1, y1, x2, y2 = r.meta["objects"][0]["box"]
-        cell = 64 / side
-        idx.append(int((y1 + y2) / 2 // cell) * side + int((x1 + x2) / 2 // cell))
-    tok = feats[torch.arange(n), torch.tensor(idx)]
+    tokens = feats[torch.arange(n), torch.tensor([object_token(r, side) for r in recs])]
     y = torch.tensor([SHAPES.index(r.meta["objects"][0]["shape"]) for r in recs])
-    return head(tok), y
+    return head(tokens), y
+
 
 for step in range(int(sys.argv[2])):
     logits, y = batch("train", step, 32)
