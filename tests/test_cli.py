@@ -1,0 +1,29 @@
+"""Command-line options shared by the training and evaluation commands."""
+
+import torch
+from typer.testing import CliRunner
+
+import recap.evaluation.evaluator as evaluator
+from recap.cli import app
+
+
+def test_threads_option_sets_torch_threads_before_the_work(monkeypatch, tmp_path):
+    seen: list[int] = []
+
+    def fake_eval(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return {"wall_s": 0.0}
+
+    monkeypatch.setattr(evaluator, "eval_command", fake_eval)
+    monkeypatch.setattr(evaluator, "summary_lines", lambda results: [])
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    try:
+        result = CliRunner().invoke(app, ["eval", "builtin:base", "--out",
+                                          str(tmp_path / "r.json"), "--threads", str(target)])
+        assert result.exit_code == 0, result.output
+        assert seen == [target]
+    finally:
+        torch.set_num_threads(before)
+    bad = CliRunner().invoke(app, ["train", "--preset", "recap", "--threads", "0"])
+    assert bad.exit_code == 2 and seen == [target]  # rejected before any work
