@@ -6,7 +6,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from recap.pretrain import PretrainConfig, Stage, _lr_at, batch_loss, pretrain, sample_batch
+import recap.pretrain as pretrain_module
+from recap.pretrain import (
+    PretrainConfig,
+    Stage,
+    _lr_at,
+    batch_loss,
+    object_head_loss,
+    pretrain,
+    sample_batch,
+)
+from recap.tasks.registry import make_task
+from recap.tasks.shapes import COLORS, SHAPES
 
 SMALL = {"hidden_size": 32, "num_layers": 1, "intermediate_size": 64}
 
@@ -115,3 +126,39 @@ def test_resumed_build_equals_uninterrupted(tmp_path):
     assert card["recipe"]["steps"] == 4 and card["parameters"] > 0
     assert set(card["test_metrics"]) >= {"count/accuracy", "ground/iou", "digits/accuracy"}
     assert (resumed / "pretraining.png").stat().st_size > 1000
+
+
+def test_object_head_labels_each_object_at_its_centre_token(monkeypatch):
+    """Fake visual tokens carry each object's shape and colour one-hot at the token of the
+    4x4 grid (16-px cells, row = y) holding its centre; where two centres share a cell the token
+    carries the opposite of their labels, so labelling such objects would fail."""
+    names = list(COLORS)
+
+    def cell(obj) -> int:
+        x1, y1, x2, y2 = obj["box"]
+        return int((y1 + y2) / 2 / 16) * 4 + int((x1 + x2) / 2 / 16)
+
+    def fake_tokens(policy, records):
+        feats = torch.zeros(len(records), 16, len(SHAPES) + len(COLORS))
+        for i, record in enumerate(records):
+            cells = [cell(o) for o in record.meta["objects"]]
+            for obj, c in zip(record.meta["objects"], cells, strict=True):
+                sign = 20.0 if cells.count(c) == 1 else -20.0
+                feats[i, c, SHAPES.index(obj["shape"])] += sign
+                feats[i, c, len(SHAPES) + names.index(obj["color"])] += sign
+        return feats
+
+    monkeypatch.setattr(pretrain_module, "visual_tokens", fake_tokens)
+    records = make_task("count", "train", 24, seed=3) + make_task("digits", "train", 2, seed=3)
+    shared = [r for r in records if "objects" in r.meta
+              and len({cell(o) for o in r.meta["objects"]}) < len(r.meta["objects"])]
+    assert shared  # the check below covers objects that share a cell
+    head = torch.nn.Linear(len(SHAPES) + len(COLORS), len(SHAPES) + len(COLORS))
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(len(SHAPES) + len(COLORS)))
+        head.bias.zero_()
+    loss, shape_acc = object_head_loss(None, head, records)
+    assert shape_acc == 1.0 and loss.item() < 1e-6
+    loss.backward()
+    assert head.weight.grad is not None
+    assert object_head_loss(None, head, records[-2:]) is None  # no scene among the records

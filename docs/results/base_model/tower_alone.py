@@ -1,23 +1,26 @@
 """Can the tiny vision tower learn shape at all? Train it alone (see README.md here).
 
-    python docs/results/base_model/tower_alone.py LR STEPS   # e.g. 1e-3 600: ~2 min, 1 core
+    python docs/results/base_model/tower_alone.py LR STEPS [TINY_CONFIG_JSON]
+    # e.g. 1e-3 600: ~2 min, 1 core; 1e-3 600 '{"patch_size": 4}': another vision layout
 
 A freshly initialised tiny Qwen2.5-VL vision tower + merger (`TinyConfig()` defaults) and a
 linear head on the visual token holding the object's centre, trained with AdamW on the shape
 (circle / square / triangle) of single-object scenes (9-15 px, 32 per step, train split); test
 accuracy on 300 test-split scenes every 100 steps.
 """
+import json
 import sys
 
 import torch
 
-from recap.models import build_tiny_model, load_policy
+from recap.models import TinyConfig, build_tiny_model, load_policy
 from recap.pretrain import object_token, visual_tokens
 from recap.tasks.registry import make_task
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
-path = build_tiny_model(f"/tmp/recap-tower-alone-{sys.argv[1]}")
+sizes = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+path = build_tiny_model(f"/tmp/recap-tower-alone-{'-'.join(sys.argv[1:])}", TinyConfig(**sizes))
 policy = load_policy(str(path))
 visual = policy.model.model.visual
 SHAPES = ["circle", "square", "triangle"]
