@@ -27,3 +27,17 @@ def test_threads_option_sets_torch_threads_before_the_work(monkeypatch, tmp_path
         torch.set_num_threads(before)
     bad = CliRunner().invoke(app, ["train", "--preset", "recap", "--threads", "0"])
     assert bad.exit_code == 2 and seen == [target]  # rejected before any work
+
+
+def test_pretrain_passes_threads_to_the_recipe(monkeypatch, tmp_path):
+    import recap.pretrain as pretrain_module
+
+    seen = []
+    monkeypatch.setattr(pretrain_module, "pretrain",
+                        lambda out, cfg, resume: seen.append((cfg.threads, resume)) or out)
+    result = CliRunner().invoke(app, ["pretrain", "--out", str(tmp_path / "b"), "--threads", "2",
+                                      "--resume"])
+    assert result.exit_code == 0, result.output
+    assert seen == [(2, True)]
+    assert CliRunner().invoke(app, ["pretrain", "--threads", "0"]).exit_code == 2
+    assert len(seen) == 1

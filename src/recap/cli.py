@@ -97,6 +97,8 @@ def pretrain(
     steps: int = typer.Option(None, help="Optimiser steps (default: the shipped recipe's)."),
     seed: int = typer.Option(0, help="Seed of initialisation and data."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for torch (2 ran "
+                                "1.3x faster than 1 on a free 2-core VM; not bit-identical)."),
 ) -> None:
     """Build the tiny lab base model (supervised, on the built-in general suite)."""
     import time
@@ -105,7 +107,7 @@ def pretrain(
     from recap.pretrain import PretrainConfig
     from recap.pretrain import pretrain as run_pretrain
 
-    cfg = PretrainConfig(seed=seed)
+    cfg = PretrainConfig(seed=seed, threads=threads)
     if steps is not None:
         cfg.steps = steps
     start = time.time()
