@@ -73,8 +73,9 @@ def train_cmd(
     set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. rl.num_generations=4"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (output_dir)."),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: "
-                                "torch's own; use 1 when another job shares the cores)."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1,
+        help="CPU threads for torch (default: torch's own; 1 when another job shares the cores)."),
 ) -> None:
     """Train a recipe: GRPO + SFT with replay and objective reweighting."""
     _set_threads(threads)
@@ -125,8 +126,9 @@ def eval_(
     seed: int = typer.Option(0, help="Seed of the held-out test split."),
     max_new_tokens: int = typer.Option(128, help="Generation budget per completion."),
     template: list[str] = typer.Option([], "--template", help="TASK=think|answer override."),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: "
-                                "torch's own; use 1 when another job shares the cores)."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1,
+        help="CPU threads for torch (default: torch's own; 1 when another job shares the cores)."),
 ) -> None:
     """Greedy evaluation of a checkpoint on capability suites (per-capability metrics)."""
     _set_threads(threads)
