@@ -16,6 +16,7 @@ import torch
 from recap.models import TinyConfig, build_tiny_model, load_policy
 from recap.pretrain import object_token, visual_tokens
 from recap.tasks.registry import make_task
+from recap.tasks.shapes import SHAPES
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -23,7 +24,6 @@ sizes = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
 path = build_tiny_model(f"/tmp/recap-tower-alone-{'-'.join(sys.argv[1:])}", TinyConfig(**sizes))
 policy = load_policy(str(path))
 visual = policy.model.model.visual
-SHAPES = ["circle", "square", "triangle"]
 head = torch.nn.Linear(policy.model.config.text_config.hidden_size, len(SHAPES))
 opt = torch.optim.AdamW(list(visual.parameters()) + list(head.parameters()), lr=float(sys.argv[1]))
 
