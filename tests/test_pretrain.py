@@ -1,6 +1,7 @@
 """The base-model build: deterministic data, schedule, and exact resume."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from recap.pretrain import (
     _lr_at,
     batch_loss,
     object_head_loss,
+    object_head_outputs,
     pretrain,
     sample_batch,
 )
@@ -129,23 +131,32 @@ def test_resumed_build_equals_uninterrupted(tmp_path):
 
 
 def test_object_head_labels_each_object_at_its_centre_token(monkeypatch):
-    """Fake visual tokens carry each object's shape and colour one-hot at the token of the
-    4x4 grid (16-px cells, row = y) holding its centre; where two centres share a cell the token
-    carries the opposite of their labels, so labelling such objects would fail."""
+    """Fake visual tokens carry each object's shape, colour and box coordinates (in the 16x16
+    grounding frame: 4-px cells, x1/y1 floored, x2/y2 ceiled) one-hot at the token of the 4x4 grid
+    (16-px cells, row = y) holding its centre; where two centres share a cell the token carries
+    the opposite of their labels, so labelling such objects would fail."""
     names = list(COLORS)
+    labels = len(SHAPES) + len(COLORS)
+    width = object_head_outputs(box_weight=1.0)
+    assert width == labels + 4 * 17
 
     def cell(obj) -> int:
         x1, y1, x2, y2 = obj["box"]
         return int((y1 + y2) / 2 / 16) * 4 + int((x1 + x2) / 2 / 16)
 
     def fake_tokens(policy, records):
-        feats = torch.zeros(len(records), 16, len(SHAPES) + len(COLORS))
+        feats = torch.zeros(len(records), 16, width)
         for i, record in enumerate(records):
+            assert record.meta["image_size"] == (64, 64)
             cells = [cell(o) for o in record.meta["objects"]]
             for obj, c in zip(record.meta["objects"], cells, strict=True):
                 sign = 20.0 if cells.count(c) == 1 else -20.0
                 feats[i, c, SHAPES.index(obj["shape"])] += sign
                 feats[i, c, len(SHAPES) + names.index(obj["color"])] += sign
+                x1, y1, x2, y2 = obj["box"]
+                coarse = [x1 // 4, y1 // 4, math.ceil(x2 / 4), math.ceil(y2 / 4)]
+                for k, v in enumerate(coarse):
+                    feats[i, c, labels + 17 * k + v] += sign
         return feats
 
     monkeypatch.setattr(pretrain_module, "visual_tokens", fake_tokens)
@@ -153,12 +164,27 @@ def test_object_head_labels_each_object_at_its_centre_token(monkeypatch):
     shared = [r for r in records if "objects" in r.meta
               and len({cell(o) for o in r.meta["objects"]}) < len(r.meta["objects"])]
     assert shared  # the check below covers objects that share a cell
-    head = torch.nn.Linear(len(SHAPES) + len(COLORS), len(SHAPES) + len(COLORS))
+    assert any(o["box"][2] % 4 for r in records if "objects" in r.meta for o in r.meta["objects"])
+    head = torch.nn.Linear(width, width)
     with torch.no_grad():
-        head.weight.copy_(torch.eye(len(SHAPES) + len(COLORS)))
+        head.weight.copy_(torch.eye(width))
         head.bias.zero_()
-    loss, shape_acc = object_head_loss(None, head, records)
-    assert shape_acc == 1.0 and loss.item() < 1e-6
+    loss, metrics = object_head_loss(None, head, records, box_weight=1.0)
+    assert metrics == {"object_shape_acc": 1.0, "object_box_acc": 1.0}
+    assert loss.item() < 1e-6
     loss.backward()
     assert head.weight.grad is not None
+    labels_only, metrics = object_head_loss(None, head, records)  # box term off
+    assert set(metrics) == {"object_shape_acc"} and labels_only.item() < 1e-6
     assert object_head_loss(None, head, records[-2:]) is None  # no scene among the records
+
+
+def test_resume_can_switch_the_object_head_off_but_not_change_its_shape(tmp_path):
+    out = tmp_path / "b" / "base"
+    pretrain(out, small_config(steps=2))  # object head with its box term (the defaults)
+    with pytest.raises(ValueError, match="object_head_box_weight"):
+        pretrain(out, small_config(object_head_box_weight=0.0), resume=True)
+    with pytest.warns(UserWarning, match="changed recipe"):
+        pretrain(out, small_config(object_head_weight=0.0), resume=True)
+    log = json.loads((out.with_name("base.ckpt") / "pretrain_log.json").read_text())["log"]
+    assert [("object_loss" in row) for row in log] == [True, True, False, False]

@@ -5,8 +5,9 @@
 
 Continues a finished 12,000-step build for 2,000 more steps (the schedule stretched to 14,000
 steps: lr ~1e-4 falling to 5e-5, the full evaluated distribution) with the head's weight at 1e-9,
-i.e. off (a weight of 0 would drop the head's parameter group, and the optimiser state would not
-load). Evaluates 64 records per task every 500 steps and 200 at the end.
+i.e. off (when it ran, a weight of 0 dropped the head's parameter group and the optimiser state
+did not load; `pretrain` accepts 0 since the sixth session). The shipped build's head had no box
+term, hence ``object_head_box_weight=0``. Evaluates 64 records per task every 500 steps and 200 at the end.
 """
 
 import sys
@@ -15,5 +16,6 @@ import warnings
 from recap.pretrain import PretrainConfig, pretrain
 
 warnings.simplefilter("ignore")  # the resume warns that the recipe changed: that is the point
-pretrain(sys.argv[1], PretrainConfig(steps=14000, object_head_weight=1e-9, eval_every=500),
+pretrain(sys.argv[1], PretrainConfig(steps=14000, object_head_weight=1e-9, object_head_box_weight=0,
+                                    eval_every=500),
          resume=True)
