@@ -182,7 +182,8 @@ def test_object_head_labels_each_object_at_its_centre_token(monkeypatch):
 def test_resume_can_switch_the_object_head_off_but_not_change_its_shape(tmp_path):
     out = tmp_path / "b" / "base"
     pretrain(out, small_config(steps=2))  # object head with its box term (the defaults)
-    with pytest.raises(ValueError, match="object_head_box_weight"):
+    with pytest.warns(UserWarning, match="changed recipe"), \
+            pytest.raises(ValueError, match="object_head_box_weight"):
         pretrain(out, small_config(object_head_box_weight=0.0), resume=True)
     with pytest.warns(UserWarning, match="changed recipe"):
         pretrain(out, small_config(object_head_weight=0.0), resume=True)
