@@ -38,11 +38,7 @@ from tqdm.auto import tqdm
 from recap.tasks.prompts import render_prompt, render_target
 from recap.tasks.record import Record
 from recap.tasks.registry import make_task
-from recap.tasks.shapes import COLORS, SHAPES, scale_box
-
-# The grounding answers' integer frame (``make_ground``'s default): the object head's box
-# targets are in the same 0..BOX_FRAME coordinates the language model has to write.
-BOX_FRAME = 16
+from recap.tasks.shapes import COLORS, GROUND_FRAME, SHAPES, scale_box
 
 
 @dataclass
@@ -130,7 +126,7 @@ class PretrainConfig:
     # reads 100 % (docs/results/base_model, fifth session).
     object_head_weight: float = 1.0
     # Weight of the head's box term (0 turns it off): the same head also classifies each of the
-    # object's box coordinates in the grounding frame (0..BOX_FRAME) from that token. With the
+    # object's box coordinates in the grounding frame (0..GROUND_FRAME) from that token. With the
     # shape head alone the tower learned *what* but lost *where*: grounding fell from 34 % to 12 %
     # (fifth session); the box term asks the token for its object's extent as well.
     object_head_box_weight: float = 1.0
@@ -272,9 +268,9 @@ def _centre_cell(box: list[int], cell: float, side: int) -> int:
 
 
 def object_head_outputs(box_weight: float) -> int:
-    """Width of the object head: shape and colour logits, plus ``BOX_FRAME + 1`` logits per box
+    """Width of the object head: shape and colour logits, plus ``GROUND_FRAME + 1`` logits per box
     coordinate when the box term is on."""
-    return len(SHAPES) + len(COLORS) + (4 * (BOX_FRAME + 1) if box_weight > 0 else 0)
+    return len(SHAPES) + len(COLORS) + (4 * (GROUND_FRAME + 1) if box_weight > 0 else 0)
 
 
 def object_head_loss(policy, head: torch.nn.Linear, records: list[Record],
@@ -285,7 +281,7 @@ def object_head_loss(policy, head: torch.nn.Linear, records: list[Record],
     For every object alone in its visual token's cell (two centres in one cell would give the
     token two labels), ``head`` reads that token and is scored by cross-entropy on the object's
     shape and colour and, with ``box_weight > 0``, ``box_weight`` times the mean cross-entropy of
-    its four box coordinates in the 0..BOX_FRAME grounding frame (:func:`object_head_outputs`
+    its four box coordinates in the 0..GROUND_FRAME grounding frame (:func:`object_head_outputs`
     gives the head's width). Accuracies: ``object_shape_acc`` and, with boxes,
     ``object_box_acc`` (coordinates exactly right).
     """
@@ -304,7 +300,7 @@ def object_head_loss(policy, head: torch.nn.Linear, records: list[Record],
                 tokens.append(cell)
                 shapes.append(SHAPES.index(obj["shape"]))
                 colours.append(list(COLORS).index(obj["color"]))
-                boxes.append(scale_box(obj["box"], size, BOX_FRAME))
+                boxes.append(scale_box(obj["box"], size, GROUND_FRAME))
     if not rows:
         return None
     logits = head(feats[torch.tensor(rows), torch.tensor(tokens)])
@@ -316,7 +312,7 @@ def object_head_loss(policy, head: torch.nn.Linear, records: list[Record],
     loss = ce(shape_logits, shapes_t) + ce(colour_logits, torch.tensor(colours))
     metrics = {"object_shape_acc": float((shape_logits.argmax(-1) == shapes_t).float().mean())}
     if box_weight > 0:
-        box_logits = box_logits.reshape(len(rows), 4, BOX_FRAME + 1)
+        box_logits = box_logits.reshape(len(rows), 4, GROUND_FRAME + 1)
         boxes_t = torch.tensor(boxes)
         loss = loss + box_weight * ce(box_logits.flatten(0, 1), boxes_t.flatten())
         metrics["object_box_acc"] = float((box_logits.argmax(-1) == boxes_t).float().mean())
@@ -371,6 +367,9 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
               {"params": vision, "lr_ratio": cfg.vision_lr_ratio}]
     head = None
     saved_head = state.get("object_head") if state is not None else None
+    if state is not None and saved_head is None and cfg.object_head_weight > 0:
+        raise ValueError(f"{ckpt} was built without the object head; resume it with "
+                         "object_head_weight=0")
     if cfg.object_head_weight > 0 or saved_head is not None:
         # A build resumed with the head switched off keeps the head's parameter group (no loss
         # reaches it) so that the saved optimiser state still fits.
@@ -381,9 +380,6 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
                 f"{ckpt} was built with an object head of {saved_head['weight'].shape[0]} "
                 f"outputs, this recipe's has {width}: object_head_box_weight must stay on or "
                 "off as in the build being resumed")
-        if saved_head is None and state is not None:
-            raise ValueError(f"{ckpt} was built without the object head; resume it with "
-                             "object_head_weight=0")
         # Its own generator: the head's initialisation leaves the global torch RNG untouched.
         head = torch.nn.Linear(model.config.text_config.hidden_size, width)
         with torch.no_grad():

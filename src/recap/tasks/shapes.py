@@ -201,6 +201,11 @@ def draw_in_split(
     raise ValueError(f"no valid scene in {MAX_TRIES} tries with {spec}; relax the knobs")
 
 
+# The integer frame of grounding answers by default (4-px cells on a 64-px image): ``make_ground``
+# and ``make_describe`` write boxes in it, and the pretraining object head predicts them in it.
+GROUND_FRAME = 16
+
+
 def scale_box(box: Box, image_size: tuple[int, int], coord_scale: int) -> Box:
     """Map a pixel box into the integer 0..coord_scale frame, rounding outwards.
 
@@ -284,7 +289,7 @@ def _unique_referent(
 
 
 def make_ground(
-    split: str, n: int, seed: int = 0, *, coord_scale: int | None = 16, **scene: Any
+    split: str, n: int, seed: int = 0, *, coord_scale: int | None = GROUND_FRAME, **scene: Any
 ) -> list[Record]:
     """Referring-expression grounding: "the red circle" -> ``"[x1, y1, x2, y2]"`` (bbox).
 
@@ -419,7 +424,7 @@ def describe_scene(objects: list[Obj], image_size: tuple[int, int], coord_scale:
 
 
 def make_describe(
-    split: str, n: int, seed: int = 0, *, coord_scale: int | None = 16, **scene: Any
+    split: str, n: int, seed: int = 0, *, coord_scale: int | None = GROUND_FRAME, **scene: Any
 ) -> list[Record]:
     """Dense scene description: list every object with its colour, shape and box (answer_type text).
 
