@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import pytest
 import torch
@@ -112,6 +113,29 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert _lr_at(100, cfg) == pytest.approx(1e-4)
 
 
+def test_annealing_phase_follows_the_main_schedule_without_changing_it():
+    main = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
+    annealed = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1,
+                              anneal_steps=20, anneal_lr=5e-4, anneal_weights={"count": 1.0})
+    assert annealed.total_steps == 120
+    assert [_lr_at(s, annealed) for s in range(100)] == [_lr_at(s, main) for s in range(100)]
+    # From anneal_lr at step 100, linearly to the floor (0.1 * 1e-3) at step 120.
+    assert _lr_at(100, annealed) == pytest.approx(5e-4)
+    assert _lr_at(110, annealed) == pytest.approx(3e-4)
+    assert _lr_at(120, annealed) == pytest.approx(1e-4)
+
+
+def test_annealing_weights_set_the_mixture_after_the_main_phase():
+    only_count = {name: 0.0 for name in PretrainConfig().mixture} | {"count": 1.0}
+    cfg = small_config(steps=10, batch_size=12, anneal_steps=5, anneal_weights=only_count)
+    plain = small_config(steps=10, batch_size=12)
+    before, _ = sample_batch(cfg, 9)
+    assert [r.id for r in before] == [r.id for r in sample_batch(plain, 9)[0]]
+    assert len({r.domain for r in before}) > 1
+    after, _ = sample_batch(cfg, 10)
+    assert {r.domain for r in after} == {"count"} and len(after) == 12
+
+
 def test_resumed_build_equals_uninterrupted(tmp_path):
     full = pretrain(tmp_path / "full" / "base", small_config())
     # Same recipe stopped after 2 steps (its checkpoint), then resumed to 4. The warm-up covers
@@ -177,6 +201,23 @@ def test_object_head_labels_each_object_at_its_centre_token(monkeypatch):
     labels_only, metrics = object_head_loss(None, head, records)  # box term off
     assert set(metrics) == {"object_shape_acc"} and labels_only.item() < 1e-6
     assert object_head_loss(None, head, records[-2:]) is None  # no scene among the records
+
+
+def test_a_finished_build_resumes_into_its_annealing_phase(tmp_path):
+    anneal = {"anneal_steps": 2, "anneal_lr": 5e-4, "anneal_weights": {"count": 3.0}}
+    full = pretrain(tmp_path / "full" / "base", small_config(**anneal))
+    pretrain(tmp_path / "cut" / "base", small_config())
+    with warnings.catch_warnings():
+        # Fields that act only after `steps` do not change the steps already taken.
+        warnings.simplefilter("error")
+        resumed = pretrain(tmp_path / "cut" / "base", small_config(**anneal), resume=True)
+    a = load_file(full / "model.safetensors")
+    b = load_file(resumed / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    log = json.loads((resumed.with_name("base.ckpt") / "pretrain_log.json").read_text())["log"]
+    assert [row["step"] for row in log] == [1, 2, 3, 4, 5, 6]
+    assert log[4]["lr"] == pytest.approx(5e-4)
 
 
 def test_resume_can_switch_the_object_head_off_but_not_change_its_shape(tmp_path):

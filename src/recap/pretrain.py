@@ -134,10 +134,30 @@ class PretrainConfig:
     # scenes but reached 63-77 % when the same steps started on single large objects (see
     # docs/results/base_model). Later stages fall back to the generators' default knobs.
     curriculum: list[Stage] = field(default_factory=default_curriculum)
+    # Annealing phase after `steps` (the "decay on a re-weighted mixture" of warmup-stable-decay
+    # schedules): `anneal_steps` more steps whose lr falls linearly from `anneal_lr` to
+    # `min_lr_ratio * lr`, on the mixture with `anneal_weights` laid over `mixture`'s weights.
+    # Steps before `steps` do not depend on these fields, so a build can be resumed into an
+    # annealing phase and still equal an uninterrupted build.
+    anneal_steps: int = 0
+    anneal_lr: float = 2e-4
+    anneal_weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_steps(self) -> int:
+        """Main phase plus annealing phase."""
+        return self.steps + self.anneal_steps
+
+
+ANNEAL_FIELDS = ("anneal_steps", "anneal_lr", "anneal_weights")
 
 
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Linear warm-up then cosine decay to ``min_lr_ratio * lr``."""
+    """Linear warm-up then cosine decay to ``min_lr_ratio * lr``; in the annealing phase a
+    linear decay from ``anneal_lr`` to ``min_lr_ratio * lr``."""
+    if step >= cfg.steps:
+        progress = (step - cfg.steps) / max(1, cfg.anneal_steps)
+        return cfg.anneal_lr + (cfg.min_lr_ratio * cfg.lr - cfg.anneal_lr) * progress
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
@@ -146,7 +166,10 @@ def _lr_at(step: int, cfg: PretrainConfig) -> float:
 
 
 def stage_at(step: int, cfg: PretrainConfig) -> Stage:
-    """The curriculum stage of ``step`` (an empty stage once every stage has ended)."""
+    """The curriculum stage of ``step`` (an empty stage once every stage has ended; the annealing
+    weights in the annealing phase)."""
+    if step >= cfg.steps:
+        return Stage(until=1.0, weights=dict(cfg.anneal_weights))
     for stage in cfg.curriculum:
         if step < stage.until * cfg.steps:
             return stage
@@ -349,7 +372,8 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
         # The lr schedule and the curriculum are fractions of `steps`: a changed recipe still
         # resumes, but no longer equals an uninterrupted build.
         changed = sorted(k for k, v in json.loads(json.dumps(asdict(cfg))).items()
-                         if saved["config"].get(k) != v)
+                         if saved["config"].get(k) != v
+                         and not (k in ANNEAL_FIELDS and start <= cfg.steps))
         if changed:
             warnings.warn(f"resuming {ckpt} with a changed recipe ({', '.join(changed)}): the "
                           "result will differ from an uninterrupted build", stacklevel=2)
@@ -397,7 +421,8 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
 
     t0 = time.time()
     elapsed_before = log[-1]["elapsed_s"] if log else 0.0
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="pretrain")
+    total = cfg.total_steps
+    bar = tqdm(range(start, total), initial=start, total=total, desc="pretrain")
     for step in bar:
         records, templates = sample_batch(cfg, step)
         for group in optimizer.param_groups:
@@ -415,14 +440,14 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
         optimizer.step()
         row |= {"lr": _lr_at(step, cfg), "elapsed_s": elapsed_before + time.time() - t0}
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['token_acc']:.3f}")
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == total:
             model.eval()
             row.update(quick_eval(policy, cfg, cfg.eval_n))
             row["vision_feature_norm"] = vision_feature_norm(policy)
             model.train()
             tqdm.write(json.dumps({k: round(v, 4) for k, v in row.items()}))
         log.append(row)
-        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.save_every == 0 or step + 1 == total:
             _save_atomic(policy, optimizer, head, step + 1, cfg, ckpt, log)
 
     model.eval()
