@@ -27,9 +27,9 @@ SMALL = {"hidden_size": 32, "num_layers": 1, "intermediate_size": 64}
 
 def small_config(**kw) -> PretrainConfig:
     # No curriculum: its stages are fractions of `steps`, and the resume test below changes
-    # `steps` between the cut and the resumed build.
+    # `steps` between the cut and the resumed build. No annealing phase unless asked for.
     base = dict(steps=4, batch_size=4, warmup_steps=4, eval_every=1000, eval_n=2, save_every=2,
-                final_eval_n=2, model_config=SMALL, curriculum=[])
+                final_eval_n=2, model_config=SMALL, curriculum=[], anneal_steps=0)
     return PretrainConfig(**{**base, **kw})
 
 
@@ -104,7 +104,7 @@ def test_record_average_weighs_every_record_equally():
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():
-    cfg = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
+    cfg = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1, anneal_steps=0)
     assert _lr_at(0, cfg) == pytest.approx(1e-4)  # (0 + 1) / 10 of the peak
     assert _lr_at(9, cfg) == pytest.approx(1e-3)
     # cosine from the peak at step 10 to 0.1 * peak at step 100; halfway (step 55) is
@@ -114,7 +114,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 
 
 def test_annealing_phase_follows_the_main_schedule_without_changing_it():
-    main = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
+    main = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1, anneal_steps=0)
     annealed = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1,
                               anneal_steps=20, anneal_lr=5e-4, anneal_weights={"count": 1.0})
     assert annealed.total_steps == 120

@@ -95,7 +95,8 @@ def train_cmd(
 def pretrain(
     out: Path = typer.Option(None, help="Output folder (default: the packaged base, "
                              "recap/assets/base)."),
-    steps: int = typer.Option(None, help="Optimiser steps (default: the shipped recipe's)."),
+    steps: int = typer.Option(None, help="Optimiser steps of the main phase (default: the "
+                              "shipped recipe's; its annealing phase follows them)."),
     seed: int = typer.Option(0, help="Seed of initialisation and data."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for torch (2 ran "
@@ -186,7 +187,8 @@ def quickstart(
     eval_n: int = typer.Option(None, "--eval-n", help="Held-out records per evaluated task "
                                "(default 200)."),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Rebuild the base model "
-                                      "first with `recap pretrain` (about 1.5 h on one CPU core)."),
+                                      "first with `recap pretrain` (about 2.5-3 h on 2 CPU "
+                                      "cores)."),
     seed: int = typer.Option(0, "--seed", help="Seed of training, sampling and the test split."),
     model: str = typer.Option("builtin:base", "--model", help="Base model to start from "
                               "(ignored with --from-scratch)."),
