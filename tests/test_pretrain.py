@@ -125,6 +125,13 @@ def test_annealing_phase_follows_the_main_schedule_without_changing_it():
     assert _lr_at(120, annealed) == pytest.approx(1e-4)
 
 
+def test_annealing_fields_are_checked():
+    with pytest.raises(ValueError, match="outside the mixture"):
+        PretrainConfig(anneal_weights={"counting": 4.0})
+    with pytest.raises(ValueError, match="anneal_steps"):
+        PretrainConfig(anneal_steps=-1)
+
+
 def test_annealing_weights_set_the_mixture_after_the_main_phase():
     only_count = {name: 0.0 for name in PretrainConfig().mixture} | {"count": 1.0}
     cfg = small_config(steps=10, batch_size=12, anneal_steps=5, anneal_weights=only_count)

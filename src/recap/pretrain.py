@@ -146,6 +146,15 @@ class PretrainConfig:
     anneal_weights: dict[str, float] = field(
         default_factory=lambda: {"count": 4.0, "exists": 1.5})
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.anneal_weights) - set(self.mixture))
+        if unknown:
+            raise ValueError(f"anneal_weights names tasks outside the mixture: {unknown}; "
+                             f"mixture: {sorted(self.mixture)}")
+        if self.anneal_steps < 0 or self.anneal_lr <= 0:
+            raise ValueError("anneal_steps must be >= 0 and anneal_lr > 0, got "
+                             f"{self.anneal_steps} and {self.anneal_lr}")
+
     @property
     def total_steps(self) -> int:
         """Main phase plus annealing phase."""
