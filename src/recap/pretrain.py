@@ -139,7 +139,7 @@ class PretrainConfig:
     # `min_lr_ratio * lr`, on the mixture with `anneal_weights` laid over `mixture`'s weights.
     # Steps before `steps` do not depend on these fields, so a build can be resumed into an
     # annealing phase and still equal an uninterrupted build. The shipped recipe anneals on
-    # counting (x6) and existence (x1.5): counting rose from 63 % at step 12,000 to 85.5 %, the
+    # counting (x6) and existence (x1.5): counting rose from 63 % at step 12,000 to 82-85 %, the
     # other tasks held or rose (docs/results/base_model, seventh session).
     anneal_steps: int = 4000
     anneal_lr: float = 5e-4
