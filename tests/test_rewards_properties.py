@@ -182,7 +182,7 @@ def _long_inputs() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def warm() -> None:
-    # the first math-verify call builds its parser; keep that out of the timed calls
+    # the first math-verify call builds its parser; keep that out of the timed call below
     accuracy("<answer>1/2</answer>", RECORDS[4])
 
 

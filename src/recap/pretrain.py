@@ -160,6 +160,10 @@ class PretrainConfig:
         """Main phase plus annealing phase."""
         return self.steps + self.anneal_steps
 
+    def annealing(self, step: int) -> bool:
+        """Whether ``step`` (0-based) belongs to the annealing phase."""
+        return self.anneal_steps > 0 and step >= self.steps
+
 
 ANNEAL_FIELDS = ("anneal_steps", "anneal_lr", "anneal_weights")
 
@@ -167,7 +171,7 @@ ANNEAL_FIELDS = ("anneal_steps", "anneal_lr", "anneal_weights")
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
     """Linear warm-up then cosine decay to ``min_lr_ratio * lr``; in the annealing phase a
     linear decay from ``anneal_lr`` to ``min_lr_ratio * lr``."""
-    if cfg.anneal_steps and step >= cfg.steps:
+    if cfg.annealing(step):
         progress = (step - cfg.steps) / cfg.anneal_steps
         return cfg.anneal_lr + (cfg.min_lr_ratio * cfg.lr - cfg.anneal_lr) * progress
     if step < cfg.warmup_steps:
@@ -180,7 +184,7 @@ def _lr_at(step: int, cfg: PretrainConfig) -> float:
 def stage_at(step: int, cfg: PretrainConfig) -> Stage:
     """The curriculum stage of ``step`` (an empty stage once every stage has ended; the annealing
     weights in the annealing phase)."""
-    if cfg.anneal_steps and step >= cfg.steps:
+    if cfg.annealing(step):
         return Stage(until=1.0, weights=dict(cfg.anneal_weights))
     for stage in cfg.curriculum:
         if step < stage.until * cfg.steps:
