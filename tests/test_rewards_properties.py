@@ -201,7 +201,9 @@ def test_long_inputs_are_scored(warm: None, label: str) -> None:
 
 
 def test_math_pathological_answer_is_cut_by_timeout(warm: None) -> None:
-    # 10^(10^10) cannot be evaluated; math-verify's 1 s timeout ends the comparison
+    # 10^(10^10) cannot be evaluated; math-verify's 1 s timeout ends the comparison. The bound
+    # only tells a cut comparison from a hang (unbounded), so it is far above the ~1 s expected:
+    # a tight bound failed under load (a build sharing the cores), which is not what is tested.
     start = time.perf_counter()
     assert accuracy("<answer>10^{10^{10}}</answer>", RECORDS[4]) == 0.0
-    assert time.perf_counter() - start < 10.0
+    assert time.perf_counter() - start < 60.0
