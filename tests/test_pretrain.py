@@ -3,12 +3,14 @@
 import json
 import math
 import warnings
+from dataclasses import asdict
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import recap.pretrain as pretrain_module
+from recap.models.policy import BASE_CHECKPOINT
 from recap.pretrain import (
     PretrainConfig,
     Stage,
@@ -237,3 +239,12 @@ def test_resume_can_switch_the_object_head_off_but_not_change_its_shape(tmp_path
         pretrain(out, small_config(object_head_weight=0.0), resume=True)
     log = json.loads((out.with_name("base.ckpt") / "pretrain_log.json").read_text())["log"]
     assert [("object_loss" in row) for row in log] == [True, True, False, False]
+
+
+def test_the_shipped_base_was_built_with_the_default_recipe():
+    # PretrainConfig's defaults claim to be the shipped recipe: a changed default (or a new base
+    # built with other fields) must update the other. `threads` only sets torch's thread count.
+    card = json.loads((BASE_CHECKPOINT / "card.json").read_text())
+    default = json.loads(json.dumps(asdict(PretrainConfig())))
+    changed = {k for k in default if card["recipe"].get(k) != default[k]} - {"threads"}
+    assert not changed, f"the shipped base's card differs from PretrainConfig() in {changed}"

@@ -59,7 +59,7 @@ ARMS = ("reasoning-only", "recap")
 BASE_NAME = "base"
 SUMMARY_FORMAT = "recap-quickstart/1"
 # Fallback estimate of `recap pretrain` when the shipped base has no card with its build time.
-PRETRAIN_MINUTES = 150
+PRETRAIN_MINUTES = 185
 
 # Training pools (records generated per domain). Reasoning data is the smaller pool, general
 # data the larger one, as in seed 000 Table 3; the sampler is uniform over domains anyway.
