@@ -169,6 +169,12 @@ class PretrainConfig:
 ANNEAL_FIELDS = ("anneal_steps", "anneal_lr", "anneal_weights")
 
 
+def changed_fields(cfg: PretrainConfig, recipe: dict) -> list[str]:
+    """Fields of ``cfg`` that differ from a saved recipe (a checkpoint's or a card's, as JSON)."""
+    return sorted(k for k, v in json.loads(json.dumps(asdict(cfg))).items()
+                  if recipe.get(k) != v)
+
+
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
     """Linear warm-up then cosine decay to ``min_lr_ratio * lr``; in the annealing phase a
     linear decay from ``anneal_lr`` to ``min_lr_ratio * lr``."""
@@ -388,9 +394,8 @@ def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = Fa
         log = saved["log"]
         # The lr schedule and the curriculum are fractions of `steps`: a changed recipe still
         # resumes, but no longer equals an uninterrupted build.
-        changed = sorted(k for k, v in json.loads(json.dumps(asdict(cfg))).items()
-                         if saved["config"].get(k) != v
-                         and not (k in ANNEAL_FIELDS and start <= cfg.steps))
+        changed = [k for k in changed_fields(cfg, saved["config"])
+                   if not (k in ANNEAL_FIELDS and start <= cfg.steps)]
         if changed:
             warnings.warn(f"resuming {ckpt} with a changed recipe ({', '.join(changed)}): the "
                           "result will differ from an uninterrupted build", stacklevel=2)
