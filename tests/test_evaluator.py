@@ -60,7 +60,8 @@ def test_oracle_scores_one_everywhere_greedy_batched():
     policy = CannedPolicy(oracle)
     res = evaluate(policy, "all", n_per_task=6, batch_size=4, seed=0, progress=False)
     json.dumps(res)  # JSON-ready
-    assert list(res["tasks"]) == ["count", "exists", "ground", "digits", "arith", "jigsaw"]
+    assert list(res["tasks"]) == ["count", "exists", "ground", "digits", "count_think", "arith",
+                                  "jigsaw"]
     assert all(c["temperature"] == 0.0 and c["num_samples"] == 1 for c in policy.calls)
     assert [c["n"] for c in policy.calls[:2]] == [4, 2]  # count: 6 records in batches of 4
     for name, entry in res["tasks"].items():
@@ -76,7 +77,21 @@ def test_oracle_scores_one_everywhere_greedy_batched():
     assert res["tasks"]["count"]["metrics"]["thinking_length"] == 0.0
     assert res["config"]["templates"] == {"count": "answer", "exists": "answer",
                                           "ground": "answer", "digits": "answer",
-                                          "arith": "think", "jigsaw": "think"}
+                                          "count_think": "think", "arith": "think",
+                                          "jigsaw": "think"}
+    assert "per_record" not in res["tasks"]["count"]  # only when asked
+
+
+def test_per_record_scores_are_kept_when_asked():
+    res = evaluate(CannedPolicy(oracle), "quickstart", n_per_task=4, progress=False,
+                   per_record=True)
+    per = res["tasks"]["count_think"]["per_record"]
+    assert len(per["ids"]) == 4 and len(set(per["ids"])) == 4
+    assert per["accuracy"] == [1.0] * 4 and per["thinking_length"] == [3.0] * 4
+    # the same held-out records whatever else is evaluated alongside
+    again = evaluate(CannedPolicy(oracle), "target", n_per_task=4, progress=False,
+                     per_record=True)
+    assert again["tasks"]["count_think"]["per_record"]["ids"] == per["ids"]
 
 
 def test_always_yes_pope_metrics_and_stderr():
@@ -106,7 +121,7 @@ def test_template_override_and_errors():
     with pytest.raises(ValueError, match="unknown eval suite 'nope'; known: \\['all'"):
         get_suite("nope")
     assert [s.name for s in resolve_suites("general,target")] == ["general", "target"]
-    assert set(SUITES) == {"general", "target", "all"}
+    assert set(SUITES) == {"general", "target", "all", "quickstart"}
 
 
 class TruncatingPolicy(CannedPolicy):

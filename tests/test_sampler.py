@@ -103,3 +103,26 @@ def test_ranks_read_disjoint_slices_of_one_stream():
         parts = [s.next_batch() for s in ranks]
         for name in ROLES:
             assert [r.id for r in whole[name]] == [p[name][0].id for p in parts]
+
+
+@pytest.mark.parametrize("strategy", ["reasoning_only", "uniform", "default"])
+def test_batch_per_reasoning_keeps_the_reasoning_exposure_and_adds_replay_on_top(strategy):
+    pools = {"math": _pool("math", 10), "chem": _pool("chem", 30), "ground": _pool("ground", 40),
+             "ocr": _pool("ocr", 20)}
+    roles = {"math": "reasoning", "chem": "reasoning", "ground": "general", "ocr": "general"}
+    s = DomainSampler(pools, roles, strategy=strategy, batch_size=6, batch_per="reasoning")
+    seen: Counter = Counter()
+    for _ in range(200):
+        batch = s.next_batch()
+        counts = {n: len(r) for n, r in batch.items()}
+        assert counts.get("math", 0) + counts.get("chem", 0) == 6  # every step: 6 reasoning
+        replay = counts.get("ground", 0) + counts.get("ocr", 0)
+        assert replay == (0 if strategy == "reasoning_only" else 6)  # and 6 replayed on top
+        seen.update(counts)
+    # within a role the strategy's proportions hold: uniform 1:1, by size otherwise
+    ratio = {"uniform": 1.0}.get(strategy, 30 / 10)
+    assert seen["chem"] / seen["math"] == pytest.approx(ratio, rel=0.15)
+    assert s.expected_per_batch("math") == pytest.approx(6 / (1 + ratio))
+    if strategy != "reasoning_only":
+        assert s.expected_per_batch("ground") == pytest.approx(
+            6 * (0.5 if strategy == "uniform" else 40 / 60))

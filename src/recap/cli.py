@@ -183,27 +183,34 @@ def perplexity_gap(
 def quickstart(
     out: Path = typer.Option(Path("recap-quickstart"), "--out", help="Where the report goes."),
     steps: int = typer.Option(None, "--steps", help="Optimiser steps of each post-training "
-                              "(default 60; both runs get the same)."),
+                              "(default 60; every arm gets the same)."),
+    budget: str = typer.Option("total", "--budget", help="total: the same prompts per step in "
+                               "every arm (replay takes slots from the target); equal: the same "
+                               "target prompts per step, replay on top."),
     eval_n: int = typer.Option(None, "--eval-n", help="Held-out records per evaluated task "
                                "(default 200)."),
+    jobs: int = typer.Option(2, "--jobs", min=1, help="Worker processes (one torch thread "
+                             "each)."),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Rebuild the base model "
-                                      "first with `recap pretrain` (about 2.5-3 h on 2 CPU "
-                                      "cores)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of training, sampling and the test split."),
+                                      "first with `recap pretrain` (about 3 h on 2 CPU cores)."),
+    seed: int = typer.Option(0, "--seed", help="Training seed of every arm."),
     model: str = typer.Option("builtin:base", "--model", help="Base model to start from "
                               "(ignored with --from-scratch)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a previous quickstart "
                                    "in --out."),
 ) -> None:
-    """Base -> reasoning-only GRPO vs RECAP on the embedded default -> forgetting report."""
+    """Base -> reasoning-only GRPO vs uniform replay vs RECAP on the embedded default -> report."""
     from dataclasses import replace
 
     from rich.console import Console
 
-    from recap.quickstart import QuickstartSettings, run_quickstart
+    from recap.quickstart import BUDGETS, QuickstartSettings, run_quickstart
 
+    if budget not in BUDGETS:
+        typer.echo(f"--budget must be one of {', '.join(BUDGETS)}, got {budget!r}", err=True)
+        raise typer.Exit(code=2)
     settings = QuickstartSettings(out=out, model=model, seed=seed, from_scratch=from_scratch,
-                                  overwrite=overwrite)
+                                  overwrite=overwrite, budget=budget, jobs=jobs)  # type: ignore[arg-type]
     if steps is not None:
         settings = replace(settings, steps=steps)
     if eval_n is not None:
@@ -216,6 +223,44 @@ def quickstart(
     except (FileExistsError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
+
+
+@app.command()
+def study(
+    file: Path = typer.Argument(..., help="Study YAML: arms, seeds, base, eval plan."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: next to the file, "
+                             "named after it)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes, each with --threads "
+                             "torch threads."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per worker."),
+    seeds: str = typer.Option(None, "--seeds", help="Override the training seeds, e.g. 0,1,2."),
+    report_only: bool = typer.Option(False, "--report-only", help="Only recompute study.json "
+                                     "and the report from finished runs."),
+) -> None:
+    """Arms x training seeds on one fixed held-out set: statistics and a report (resumable)."""
+    from recap.config import ConfigError
+    from recap.studies import load_study, run_study
+    from recap.studies.runner import finish_study
+
+    try:
+        overrides = {"seeds": [int(x) for x in seeds.split(",")]} if seeds else None
+        spec = load_study(file, overrides)
+    except (ConfigError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    out = out or file.with_suffix("")
+    if report_only:
+        result = finish_study(spec, out)
+    else:
+        _set_threads(threads if jobs == 1 else None)
+        try:
+            result = run_study(spec, out, jobs=jobs, threads=threads, echo=typer.echo)
+        except (ConfigError, FileNotFoundError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=2) from None
+    for line in result["reading"]:
+        typer.echo(line)
+    typer.echo(f"report: {out / 'report.md'} (+ report.html, study.json)")
 
 
 if __name__ == "__main__":

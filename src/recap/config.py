@@ -187,10 +187,12 @@ class TrainSpec(_Model):
     batch_size: int = Field(
         2, ge=1, description="prompts per micro-batch and process (see batch_per)"
     )
-    batch_per: Literal["domain", "total"] = Field(
+    batch_per: Literal["domain", "total", "reasoning"] = Field(
         "domain",
         description="domain: batch_size prompts from every active domain; total: batch_size "
-        "prompts split across domains by the sampling strategy",
+        "prompts split across domains by the sampling strategy; reasoning: batch_size "
+        "reasoning prompts, plus batch_size replayed general prompts when the strategy replays "
+        "(equal reasoning exposure, replay on top)",
     )
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
     seed: int = Field(0, ge=0, description="seed of data sampling, generation and init")
@@ -352,9 +354,11 @@ def _check_sampling(cfg: RunConfig) -> list[str]:
     elif weighted:
         errs.append(f"domains[*].weight is only read by sampling.strategy=fixed (set for "
                     f"{weighted}, strategy is {strategy})")
-    if strategy in ("default", "fixed") and cfg.train.batch_per != "total":
+    if strategy in ("default", "fixed") and cfg.train.batch_per == "domain":
         errs.append(f"sampling.strategy={strategy} draws domains in proportion, which needs "
-                    f"train.batch_per=total (got {cfg.train.batch_per})")
+                    f"train.batch_per=total or reasoning (got domain)")
+    if cfg.train.batch_per == "reasoning" and "reasoning" not in roles:
+        errs.append("train.batch_per=reasoning needs a domain with role: reasoning")
     return errs
 
 

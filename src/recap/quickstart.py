@@ -1,36 +1,44 @@
-"""``recap quickstart``: the main job on the embedded default, base -> two post-trainings -> report.
+"""``recap quickstart``: the main job on the embedded default, as a one-seed ``recap study``.
 
-From the shipped tiny base model (``builtin:base``) the quickstart post-trains on the reasoning
-domain (``arith``: visual arithmetic, ``think`` template, rewards ``think_format`` + ``accuracy``)
-twice, with the same budget — the same number of optimiser steps, prompts per step and G:
+From the shipped tiny base model (``builtin:base``) the quickstart post-trains on the lab's
+reasoning target, **counting asked with the think template** (``count_think``: rewards
+``think_format`` + ``accuracy``), three ways, with the same steps, G, token budget, learning rate
+and seed:
 
-- ``reasoning-only``: GRPO on the reasoning domain alone (seed 000 sec. 5.1, "Reasoning-only");
-- ``recap``: the same GRPO with uniform replay of the general suite in seed 000's hybrid layout —
-  count and exists (RL, ``answer_format`` + ``accuracy``), ground (RL, ``answer_format`` +
-  ``iou``) and digits (SFT) on the ``answer`` template — and RECAP's dynamic objective weights
-  (seed 000 sec. 4, eq. 1: window W = 10, temperature T = 5), reference KL off.
+- ``reasoning-only``: GRPO on the target alone (seed 000 sec. 5.1, "Reasoning-only");
+- ``uniform``: the same GRPO with uniform replay of the general suite in seed 000's hybrid
+  layout — count and exists (RL, ``answer_format`` + ``accuracy``), ground (RL,
+  ``answer_format`` + ``iou``) and digits (SFT) on the ``answer`` template — equal weights;
+- ``recap``: uniform replay plus RECAP's dynamic objective weights (seed 000 sec. 4, eq. 1:
+  W = 10, T = 5), reference KL off.
 
-Then it evaluates the base and both runs greedily on the general suite and the target (arith),
-writes the forgetting report (``report.md``, ``report.html``, PNGs; :mod:`recap.evaluation.report`)
-with the evaluation JSONs and run directories into one folder, prints the headline table and a
-plain reading of it, and stores the wall time of every phase in ``summary.json``.
+Why this target: the base counts well with the answer template (~94 % on "how many objects")
+but has never reasoned its way to a count: asked with the think template it writes an
+arithmetic-style trace, keeps the format most of the time (~0.9 sampled, not saturated) and
+answers right ~25 % of the time (answers spread over 1-6, so no single guess passes for
+counting), so RL has a skill to find and a format reward that still moves (the dynamic of seed
+000 figs. 4 and 6). Visual arithmetic, the previous target, had its format at 1.0 from the first
+step and almost no latent skill to sharpen.
 
-The default budget is sized for about 10 minutes on 2 busy CPU cores with one torch thread (the
-lab model is ~1 M parameters: its matrix products are too small for a second thread to pay for
-the synchronisation). Nothing is downloaded.
+Budget (``budget``): ``total`` (default) gives every arm ``batch_size`` prompts per step, so
+replay takes slots from the target; ``equal`` gives every arm ``batch_size`` target prompts per
+step and the replay arms ``batch_size`` replayed prompts on top (equal reasoning exposure). The
+report says which ran.
 
-Layout of the output folder::
+Base and runs are evaluated greedily on the same held-out records (the ``quickstart`` suite:
+general suite + ``count_think``); the report (``report.md``, ``report.html``, PNGs, ``study.json``;
+:mod:`recap.studies.report`) gives each metric with a 95 % interval and the paired differences
+vs the base and vs ``uniform``. One seed shows the test records' noise only; the committed
+evidence (``docs/results/quickstart/``) runs the same arms over five seeds with ``recap study``.
 
-    report.md, report.html, *.png   forgetting report (recap.evaluation.report.write_report)
-    headline.txt                    the terminal table
-    summary.json                    settings, phase times, headline numbers, the reading
-    results/<model>.json            evaluations (recap-eval/1)
-    runs/<arm>/                     metrics.jsonl, config.yaml, final/ (the trained model)
-    base/                           only with --from-scratch: the rebuilt base model
+The default budget is sized for under 10 minutes on 2 CPU cores: two worker processes with one
+torch thread each (the lab model is ~1 M parameters: its matrix products are too small for a
+second thread to pay for the synchronisation). Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -39,82 +47,92 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from recap.config import RunConfig, validate_config
+from recap.config import RunConfig
 from recap.training.presets import LAB_MODEL_PATH
 
 __all__ = [
     "ARMS",
     "QuickstartSettings",
-    "eval_suite",
-    "forgetting_verdict",
+    "headline_table",
     "pretrain_minutes",
-    "quickstart_recipe",
-    "reading",
+    "quickstart_study",
     "run_quickstart",
 ]
 
-ARMS = ("reasoning-only", "recap")
+ARMS = ("reasoning-only", "uniform", "recap")
+REFERENCE = "uniform"
+TARGET = "count_think"
 BASE_NAME = "base"
-SUMMARY_FORMAT = "recap-quickstart/1"
+SUMMARY_FORMAT = "recap-quickstart/2"
 # Fallback estimate of `recap pretrain` when the shipped base has no card with its build time.
 PRETRAIN_MINUTES = 185
 
-# Training pools (records generated per domain). Reasoning data is the smaller pool, general
-# data the larger one, as in seed 000 Table 3; the sampler is uniform over domains anyway.
-POOLS = {"arith": 256, "count": 256, "exists": 256, "ground": 256, "digits": 256}
+# Training pools (records generated per domain).
+POOLS = {TARGET: 512, "count": 256, "exists": 256, "ground": 256, "digits": 256}
+BUDGETS = {"total": "total prompts per step (replay takes slots from the target)",
+           "equal": "equal reasoning exposure (target prompts per step fixed, replay on top)"}
 
 
 @dataclass(frozen=True)
 class QuickstartSettings:
-    """Budget and paths of a quickstart run. Both arms get the same steps, batch and G."""
+    """Budget and paths of a quickstart run. Every arm gets the same steps, batch and G."""
 
     out: Path = Path("recap-quickstart")
     model: str = LAB_MODEL_PATH
     steps: int = 60
-    batch_size: int = 8  # prompts per optimiser step (all domains together)
+    batch_size: int = 8  # prompts per optimiser step (see budget)
     num_generations: int = 4  # G
-    max_new_tokens: int = 96  # a worked arith solution is ~85 characters (tokens)
-    lr: float = 1e-4  # the lab presets' rate (5e-4 wrecked counting and arith on the base)
+    max_new_tokens: int = 64  # a counting trace is ~55 characters (tokens)
+    lr: float = 2e-4
+    budget: Literal["total", "equal"] = "total"
     eval_n: int = 200  # held-out records per evaluated task (standard error <= 3.5 points)
-    eval_batch_size: int = 32
-    eval_max_new_tokens: int = 112
+    eval_batch_size: int = 50
+    eval_max_new_tokens: int = 72
+    eval_seed: int = 12345  # the held-out records; not a training seed
     seed: int = 0
+    jobs: int = 2  # worker processes, one torch thread each
     from_scratch: bool = False
     threads: int = 1
     overwrite: bool = False
-    progress: bool = True
     pools: Mapping[str, int] = field(default_factory=lambda: dict(POOLS))
 
 
 def _domains(pools: Mapping[str, int]) -> list[dict[str, Any]]:
-    """The reasoning domain and the general suite in seed 000's hybrid layout."""
+    """The reasoning target and the general suite in seed 000's hybrid layout."""
 
-    def rl(name: str, role: str, template: str, rewards: list[str]) -> dict[str, Any]:
-        return {"name": name, "source": name, "role": role, "mode": "rl", "template": template,
-                "rewards": rewards, "n": pools[name]}
+    def rl(name: str, source: str, role: str, template: str, rewards: list[str]
+           ) -> dict[str, Any]:
+        return {"name": name, "source": source, "role": role, "mode": "rl",
+                "template": template, "rewards": rewards, "n": pools[name]}
 
+    from recap.evaluation.evaluator import COUNT_THINK_KNOBS
+
+    target = rl(TARGET, "count", "reasoning", "think", ["think_format", "accuracy"])
+    target["knobs"] = {k: list(v) for k, v in COUNT_THINK_KNOBS.items()}
     return [
-        rl("arith", "reasoning", "think", ["think_format", "accuracy"]),
-        rl("count", "general", "answer", ["answer_format", "accuracy"]),
-        rl("exists", "general", "answer", ["answer_format", "accuracy"]),
-        rl("ground", "general", "answer", ["answer_format", "iou"]),
+        target,
+        rl("count", "count", "general", "answer", ["answer_format", "accuracy"]),
+        rl("exists", "exists", "general", "answer", ["answer_format", "accuracy"]),
+        rl("ground", "ground", "general", "answer", ["answer_format", "iou"]),
         {"name": "digits", "source": "digits", "role": "general", "mode": "sft",
          "template": "answer", "n": pools["digits"]},
     ]
 
 
-def quickstart_recipe(arm: str, settings: QuickstartSettings, model_path: str,
-                      output_dir: Path) -> RunConfig:
-    """The validated training recipe of one arm (``reasoning-only`` or ``recap``).
+ARM_CHANGES: dict[str, dict[str, Any]] = {
+    "reasoning-only": {"sampling": {"strategy": "reasoning_only"}, "weighting": {"name": "equal"}},
+    "uniform": {"sampling": {"strategy": "uniform"}, "weighting": {"name": "equal"}},
+    # seed 000 sec. 4-5: uniform replay + RECAP (W = 10, T = 5), KL off
+    "recap": {"sampling": {"strategy": "uniform"},
+              "weighting": {"name": "recap", "window": 10, "temperature": 5.0}},
+}
 
-    The two recipes differ only in the sampling strategy and the weighting: same domains, steps,
-    prompts per step (``batch_per: total``), G, token budget, learning rate and seed.
-    """
-    if arm not in ARMS:
-        raise ValueError(f"unknown quickstart arm {arm!r}; known: {', '.join(ARMS)}")
-    recipe: dict[str, Any] = {
+
+def shared_recipe(settings: QuickstartSettings, model_path: str) -> dict[str, Any]:
+    """The recipe every arm shares (the arms change only sampling and weighting)."""
+    return {
         "model": {"path": model_path},
         "domains": _domains(settings.pools),
         "rl": {"num_generations": settings.num_generations, "temperature": 1.0,
@@ -122,120 +140,70 @@ def quickstart_recipe(arm: str, settings: QuickstartSettings, model_path: str,
         "kl": {"schedule": "none"},
         "optim": {"lr": settings.lr, "warmup_fraction": 0.1, "max_grad_norm": 1.0},
         "train": {"steps": settings.steps, "batch_size": settings.batch_size,
-                  "batch_per": "total", "seed": settings.seed},
-        "logging": {"tensorboard": False, "progress": settings.progress},
+                  "batch_per": "total" if settings.budget == "total" else "reasoning",
+                  "seed": settings.seed},
+        "logging": {"tensorboard": False, "progress": False},
         "checkpoint": {"every": 0, "keep_last": 1, "export_model": False},
-        "output_dir": str(output_dir),
+        "output_dir": "runs/quickstart",
     }
-    if arm == "reasoning-only":
-        recipe |= {"sampling": {"strategy": "reasoning_only"}, "weighting": {"name": "equal"}}
-    else:  # seed 000 sec. 4-5: uniform replay + RECAP (W = 10, T = 5), KL off
-        recipe |= {"sampling": {"strategy": "uniform"},
-                   "weighting": {"name": "recap", "window": 10, "temperature": 5.0}}
-    return validate_config(recipe, source=f"quickstart {arm}")
 
 
-def eval_suite() -> Any:
-    """The evaluated tasks: the general suite plus the target (arith; jigsaw is not trained)."""
-    from recap.evaluation.evaluator import GENERAL, TARGET, EvalSuite
+def quickstart_study(settings: QuickstartSettings, model_path: str | None = None) -> Any:
+    """The quickstart as a :class:`recap.studies.StudySpec` (one seed, three arms)."""
+    from recap.config import deep_merge
+    from recap.studies import EvalPlan, StudySpec
 
-    arith = next(t for t in TARGET.tasks if t.name == "arith")
-    return EvalSuite("quickstart", (*GENERAL.tasks, arith),
-                     "general capabilities + the trained reasoning target")
-
-
-# ---- reading the numbers ----------------------------------------------------------------------
-
-
-def _primary(entry: Mapping[str, Any]) -> str:
-    return entry["headline"][0]
-
-
-def forgetting_verdict(base: Mapping[str, Any], runs: Mapping[str, Mapping[str, Any]],
-                       target: str = "arith") -> dict[str, Any]:
-    """Per run: target change, general changes and which general metrics dropped significantly.
-
-    A drop is significant by the report's rule (``ReportRow.significant_drop``: more than two
-    standard errors of the difference). ``general_mean_change`` averages each general task's
-    first headline metric (in [0, 1] units).
-    """
-    from recap.evaluation.report import forgetting_rows
-
-    rows = forgetting_rows(base, runs)
-    tasks = base["tasks"]
-    out: dict[str, Any] = {}
-    for run in runs:
-        drops = [f"{r.task}/{r.metric}" for r in rows
-                 if r.task != target and r.significant_drop(run)]
-        changes = {}
-        for task, entry in tasks.items():
-            metric = _primary(entry)
-            value = runs[run]["tasks"].get(task, {}).get("metrics", {}).get(metric)
-            b = entry["metrics"].get(metric)
-            changes[f"{task}/{metric}"] = None if value is None or b is None else value - b
-        general = [v for k, v in changes.items() if not k.startswith(f"{target}/")
-                   and v is not None]
-        t_key = f"{target}/{_primary(tasks[target])}" if target in tasks else None
-        out[run] = {
-            "target_change": changes.get(t_key) if t_key else None,
-            "general_changes": {k: v for k, v in changes.items() if k != t_key},
-            "general_mean_change": sum(general) / len(general) if general else None,
-            "significant_drops": drops,
-        }
-    return out
+    if settings.budget not in BUDGETS:
+        raise ValueError(f"unknown budget {settings.budget!r}; known: {', '.join(BUDGETS)}")
+    model = model_path or settings.model
+    shared = shared_recipe(settings, model)
+    return StudySpec(
+        name=f"quickstart ({settings.budget} budget)",
+        base=model,
+        arms={arm: {"recipe": deep_merge(shared, ARM_CHANGES[arm])} for arm in ARMS},
+        seeds=[settings.seed],
+        reference=REFERENCE,
+        eval=EvalPlan(suite="quickstart", n=settings.eval_n, seed=settings.eval_seed,
+                      batch_size=settings.eval_batch_size,
+                      max_new_tokens=settings.eval_max_new_tokens),
+        budget=BUDGETS[settings.budget],
+    )
 
 
-def _reward_trend(run_dir: Path, key: str, window: int = 10) -> tuple[float, float] | None:
-    """Mean of ``key`` over the first and the last ``window`` logged steps that have it."""
-    from recap.evaluation.report import load_run_metrics
-
-    values = [r[key] for r in load_run_metrics(run_dir) if key in r]
-    if not values:
-        return None
-    w = max(1, min(window, len(values) // 2))
-    return sum(values[:w]) / w, sum(values[-w:]) / w
+def quickstart_recipe(arm: str, settings: QuickstartSettings, model_path: str,
+                      output_dir: Path) -> RunConfig:
+    """The validated training recipe of one arm (what the quickstart trains)."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown quickstart arm {arm!r}; known: {', '.join(ARMS)}")
+    return quickstart_study(settings, model_path).arm_config(arm, settings.seed, output_dir)
 
 
-def reading(verdict: Mapping[str, Any], trends: Mapping[str, Any]) -> list[str]:
-    """A plain-language reading of the verdict (printed and stored in summary.json).
+def headline_table(result: Mapping[str, Any]) -> str:
+    """The terminal table: each metric per model with its 95 % interval, as text."""
+    from rich.console import Console
+    from rich.table import Table
 
-    One line per run, then what the reasoning-only column says about forgetting: the metrics it
-    dropped significantly and whether RECAP kept them, or plainly that nothing dropped and what
-    would make forgetting show.
-    """
-
-    def pts(x: float | None) -> str:
-        return "n/a" if x is None else f"{100 * x:+.1f} points"
-
-    lines = []
-    for run, v in verdict.items():
-        trend = trends.get(run)
-        curve = ("" if trend is None else
-                 f" (training accuracy reward {trend[0]:.2f} -> {trend[1]:.2f})")
-        drops = ", ".join(v["significant_drops"]) or "none"
-        lines.append(f"{run}: arith accuracy {pts(v['target_change'])}{curve}; general suite "
-                     f"mean change {pts(v['general_mean_change'])}; significant drops: {drops}.")
-    ro, rc = verdict.get("reasoning-only"), verdict.get("recap")
-    if ro is None:
-        return lines
-    if ro["significant_drops"]:
-        dropped = ro["significant_drops"]
-        line = (f"Reasoning-only GRPO forgot: {', '.join(dropped)} fell by more than two "
-                f"standard errors.")
-        if rc is not None:
-            kept = [m for m in dropped if m not in rc["significant_drops"]]
-            line += f" RECAP kept {len(kept)} of these {len(dropped)} within noise"
-            line += f" ({', '.join(kept)})." if kept else "."
-        lines.append(line)
-    else:
-        lines.append(
-            "No forgetting under reasoning-only GRPO in this tiny lab at this budget: no general "
-            "metric dropped by more than two standard errors (mean change "
-            f"{pts(ro['general_mean_change'])}). It would show with longer RL (more steps or a "
-            "higher learning rate, so the policy drifts further from the base) or with a target "
-            "task whose outputs compete with a general skill (e.g. a think-format task asked on "
-            "the same images as counting, or jigsaw permutations in place of bare answers).")
-    return lines
+    arms = list(result["arms"])
+    table = Table(title="Base vs arms (percent; [95 % interval]; change vs base in parentheses)")
+    for col in ("metric", "base", *arms):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key in result["metrics"]:
+        if key.endswith("/format") and not key.startswith(f"{TARGET}/"):
+            continue
+        rate = not key.endswith("length")
+        scale = 100 if rate else 1
+        b = result["base_metrics"][key]
+        cells = [f"{scale * b['mean']:.1f}"]
+        for arm in arms:
+            e = result["arms"][arm]["metrics"][key]
+            c = result["comparisons"][f"{arm} vs base"][key]
+            mark = "!" if c["ci_high"] < 0 and key.split("/")[0] != TARGET else ""
+            cells.append(f"{scale * e['mean']:.1f} [{scale * e['ci_low']:.1f}, "
+                         f"{scale * e['ci_high']:.1f}] ({mark}{scale * c['diff']:+.1f}{mark})")
+        table.add_row(key, *cells)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(table)
+    return console.export_text()
 
 
 def pretrain_minutes() -> float:
@@ -252,26 +220,9 @@ def pretrain_minutes() -> float:
 # ---- the job ----------------------------------------------------------------------------------
 
 
-class _Phases:
-    """Prints each phase with the elapsed time and records its duration."""
-
-    def __init__(self, echo: Callable[[str], None]) -> None:
-        self.echo, self.start, self.times = echo, time.perf_counter(), {}
-
-    def run(self, name: str, what: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        self.echo(f"[{self.elapsed():6.0f} s] {what} ...")
-        result = fn()
-        self.times[name] = round(time.perf_counter() - t0, 1)
-        self.echo(f"[{self.elapsed():6.0f} s] {what}: done in {self.times[name]:.0f} s")
-        return result
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    ours = ["runs", "results", "base", "summary.json", "headline.txt", "report.md", "report.html"]
+    ours = ["runs", "evals", "base", "study.yaml", "study.json", "summary.json", "headline.txt",
+            "report.md", "report.html"]
     existing = [p for p in ours if (out / p).exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds a quickstart ({', '.join(existing)}); pass "
@@ -291,17 +242,13 @@ def run_quickstart(settings: QuickstartSettings = QuickstartSettings(),
 
     ``echo`` receives the progress and result lines (the CLI passes a rich console's print).
     """
-    import torch
+    from recap.models.policy import resolve_model_path
+    from recap.studies import run_study
 
-    from recap.evaluation.evaluator import evaluate, save_results
-    from recap.evaluation.report import headline_table, write_report
-    from recap.training.trainer import train
-
-    torch.set_num_threads(settings.threads)
+    t0 = time.perf_counter()
     out = Path(settings.out)
     _prepare_out(out, settings.overwrite)
-    phases = _Phases(echo)
-    model = settings.model
+    model, pretrain_s = settings.model, None
     if settings.from_scratch:
         from recap.pretrain import PretrainConfig, pretrain
 
@@ -309,67 +256,35 @@ def run_quickstart(settings: QuickstartSettings = QuickstartSettings(),
              f"{pretrain_minutes():.0f} min on one CPU core (the post-training comparison "
              f"follows).")
         cfg = PretrainConfig(seed=settings.seed, threads=settings.threads)
-        model = str(phases.run("pretrain", "pretraining the base model",
-                               lambda: pretrain(out / BASE_NAME, cfg)))
-    suite = eval_suite()
-
-    def evaluate_one(name: str, policy_or_path: Any) -> dict[str, Any]:
-        res = evaluate(policy_or_path, suite, n_per_task=settings.eval_n,
-                       batch_size=settings.eval_batch_size, seed=settings.seed,
-                       max_new_tokens=settings.eval_max_new_tokens, progress=settings.progress)
-        save_results(res, out / "results" / f"{name}.json")
-        return res
-
-    from recap.models.policy import resolve_model_path
-
+        model = str(pretrain(out / BASE_NAME, cfg))
+        pretrain_s = round(time.perf_counter() - t0, 1)
     resolve_model_path(model)  # fail before any work when the base is missing
-    results = {BASE_NAME: phases.run("eval_base", f"evaluating the base model ({model})",
-                                     lambda: evaluate_one(BASE_NAME, model))}
-    run_dirs: dict[str, Path] = {}
-    for arm in ARMS:
-        recipe = quickstart_recipe(arm, settings, model, out / "runs" / arm)
-        run_dirs[arm] = phases.run(
-            f"train_{arm}", f"training {arm} ({settings.steps} steps, {settings.batch_size} "
-            f"prompts x G={settings.num_generations})", lambda r=recipe: train(r))
-        results[arm] = phases.run(f"eval_{arm}", f"evaluating {arm}",
-                                  lambda a=arm: evaluate_one(a, run_dirs[a] / "final"))
-    runs = {arm: results[arm] for arm in ARMS}
-    report = phases.run("report", "writing the report",
-                        lambda: write_report(results[BASE_NAME], runs, run_dirs, out))
-    table = headline_table(results[BASE_NAME], runs)
+    spec = quickstart_study(settings, model)
+    result = run_study(spec, out, jobs=settings.jobs, threads=settings.threads, echo=echo)
+    table = headline_table(result)
     (out / "headline.txt").write_text(table)
-    verdict = forgetting_verdict(results[BASE_NAME], runs)
-    trends = {arm: _reward_trend(d, "reward/arith/accuracy/mean") for arm, d in run_dirs.items()}
-    lines = reading(verdict, trends)
-    total = round(phases.elapsed(), 1)
+    total = round(time.perf_counter() - t0, 1)
     summary = {
         "format": SUMMARY_FORMAT,
         "command": "recap quickstart",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in
                      asdict(replace(settings, pools=dict(settings.pools))).items()},
         "base_model": str(model),
-        "models": {name: {"checkpoint": res["checkpoint"],
-                          "results": str(out / "results" / f"{name}.json"),
-                          "headline": _headline(res)} for name, res in results.items()},
-        "runs": {arm: str(d) for arm, d in run_dirs.items()},
-        "verdict": verdict,
-        "training_trend": {k: list(v) if v else None for k, v in trends.items()},
-        "reading": lines,
-        "phases_s": phases.times,
+        "arms": list(ARMS),
+        "budget": BUDGETS[settings.budget],
+        "study": str(out / "study.json"),
+        "reading": result["reading"],
+        "train_s": {arm: a["train_s"] for arm, a in result["arms"].items()},
+        "pretrain_s": pretrain_s,
         "wall_s": total,
-        "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores visible, torch threads "
-                    f"{settings.threads}",
-        "report": str(report),
+        "hardware": f"{platform.machine()} CPU, {os.cpu_count()} cores visible, "
+                    f"{settings.jobs} worker processes x {settings.threads} torch thread(s)",
+        "report": str(out / "report.md"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     echo(table)
-    for line in lines:
+    for line in result["reading"]:
         echo(line)
-    echo(f"report: {report} (+ report.html); total wall time {total:.0f} s "
+    echo(f"report: {out / 'report.md'} (+ report.html, study.json); total wall time {total:.0f} s "
          f"({total / 60:.1f} min)")
     return summary
-
-
-def _headline(res: Mapping[str, Any]) -> dict[str, float | None]:
-    return {f"{task}/{m}": entry["metrics"].get(m) for task, entry in res["tasks"].items()
-            for m in entry["headline"]}

@@ -7,8 +7,10 @@ averaged into which metric names. The built-in suites:
 - ``general``: the capabilities RL on reasoning data must not erase (seed 000 sec. 1, seed 002
   table 1): counting, POPE-style object existence (random / popular / adversarial negatives),
   grounding (mean IoU, acc@IoU0.5) and digit OCR (exact match); ``answer`` template.
-- ``target``: the tasks being trained: visual arithmetic reasoning and jigsaw puzzles (seed 002),
-  ``think`` template.
+- ``target``: the tasks being trained: counting asked with the ``think`` template (the
+  quickstart's target), visual arithmetic reasoning and jigsaw puzzles (seed 002), ``think``
+  template.
+- ``quickstart``: ``general`` plus counting with the think template.
 - ``all``: both.
 
 Every task also reports ``format`` (its template's format reward), ``response_length`` and
@@ -121,7 +123,16 @@ GENERAL = EvalSuite("general", (
           ("acc@0.5", "mean_iou"), "answer"),
     _task("digits", "OCR (digits)", {"exact_match": "accuracy"}, ("exact_match",), "answer"),
 ), "general capabilities that must survive RL: counting, existence, grounding, OCR")
+# "How many objects are there?" asked with the think template: the base counts well with the
+# answer template but has never reasoned its way to a count, so RL has a skill to find (the
+# quickstart's target). Only the all-objects query: its answers spread over 1-6, so guessing
+# one number cannot pass for counting (colour/shape queries are mostly 0 or 1).
+COUNT_THINK_KNOBS = {"queries": ("all",)}
+COUNT_THINK = _task("count_think", "Reasoning (counting, think)", {"accuracy": "accuracy"},
+                    ("accuracy", "thinking_length"), "think", task="count",
+                    knobs=COUNT_THINK_KNOBS)
 TARGET = EvalSuite("target", (
+    COUNT_THINK,
     _task("arith", "Reasoning (arith)", {"accuracy": "accuracy"},
           ("accuracy", "thinking_length"), "think"),
     _task("jigsaw", "Jigsaw", {"accuracy": "jigsaw_acc", "hit": "jigsaw_hit",
@@ -130,6 +141,8 @@ TARGET = EvalSuite("target", (
 SUITES: dict[str, EvalSuite] = {
     "general": GENERAL,
     "target": TARGET,
+    "quickstart": EvalSuite("quickstart", (*GENERAL.tasks, COUNT_THINK),
+                            "general suite + counting with the think template (the lab target)"),
     "all": EvalSuite("all", GENERAL.tasks + TARGET.tasks, "general + target"),
 }
 
@@ -240,11 +253,13 @@ def generate_texts(
 
 def score_task(
     task: EvalTask, records: Sequence[Record], completions: Sequence[str], n_samples: int = 3,
-    truncated: Sequence[bool] | None = None,
+    truncated: Sequence[bool] | None = None, per_record: bool = False,
 ) -> dict[str, Any]:
     """Metrics of one task from its completions: reward means with standard errors, format,
     lengths, the share of completions cut by the token budget (``truncated``, when known) and
-    POPE metrics for existence tasks."""
+    POPE metrics for existence tasks. ``per_record`` also keeps every record's id and score per
+    metric (``per_record: {"ids": [...], metric: [...]}``), so paired comparisons can be
+    recomputed later (``recap study``)."""
     names = dict(task.metrics)
     names.setdefault("format", FORMAT_REWARD[task.template])
     scores = reward_scores(names, completions, records) | length_scores(completions)
@@ -262,11 +277,14 @@ def score_task(
          **{k: scores[k][i] for k in names}}
         for i, (r, c) in enumerate(zip(records, completions, strict=True)) if i < n_samples
     ]
-    return {
+    out = {
         "capability": task.capability, "template": task.template, "n": len(records),
         "headline": list(task.headline), "metrics": metrics, "stderr": stderr,
         "samples": samples,
     }
+    if per_record:
+        out["per_record"] = {"ids": [r.id for r in records], **scores}
+    return out
 
 
 def evaluate(
@@ -279,6 +297,7 @@ def evaluate(
     templates: Mapping[str, str] | None = None,
     progress: bool = True,
     n_samples: int = 3,
+    per_record: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a policy (or a checkpoint path, loaded with ``recap.models.load_policy``).
 
@@ -289,6 +308,7 @@ def evaluate(
         batch_size: prompts per ``generate`` call.
         templates: ``{task name: template}`` overrides (e.g. ``{"count": "think"}``).
         n_samples: completions kept per task in the output, for eyeballing.
+        per_record: keep every record's score per metric (:func:`score_task`).
 
     Returns:
         ``{"format", "checkpoint", "config", "tasks": {name: {capability, template, n,
@@ -328,7 +348,8 @@ def evaluate(
         with tqdm(total=len(records), desc=f"eval {task.name}", unit="ex",
                   disable=not progress, leave=False) as bar:
             texts, cut = generate_texts(policy, records, prompts, batch_size, max_new_tokens, bar)
-        results[task.name] = score_task(task, records, texts, n_samples=n_samples, truncated=cut)
+        results[task.name] = score_task(task, records, texts, n_samples=n_samples, truncated=cut,
+                                        per_record=per_record)
     return {
         "format": RESULTS_FORMAT,
         "checkpoint": checkpoint,

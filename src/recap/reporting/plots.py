@@ -75,8 +75,13 @@ def _colors(n: int) -> list:
 def capability_bars(
     labels: Sequence[str], values: Mapping[str, Sequence[float | None]], path: Path,
     ylabel: str = "score (%)", title: str = "Capabilities: base vs trained",
+    intervals: Mapping[str, Sequence[tuple[float, float] | None]] | None = None,
 ) -> Path | None:
-    """Grouped bars: one group per capability label, one bar per model (``None`` = missing)."""
+    """Grouped bars: one group per capability label, one bar per model (``None`` = missing).
+
+    ``intervals`` (optional, same layout as ``values``): ``(low, high)`` per bar, drawn as error
+    bars (a study's 95 % intervals over seeds and records).
+    """
     if not labels or not values:
         return None
     models = list(values)
@@ -85,7 +90,15 @@ def capability_bars(
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) * max(1, len(models)) / 2), 4.2))
     for j, (model, color) in enumerate(zip(models, _colors(len(models)), strict=True)):
         ys = [np.nan if v is None else v for v in values[model]]
-        bars = ax.bar(x + (j - (len(models) - 1) / 2) * width, ys, width, label=model, color=color)
+        xs = x + (j - (len(models) - 1) / 2) * width
+        bars = ax.bar(xs, ys, width, label=model, color=color)
+        ivs = (intervals or {}).get(model)
+        if ivs is not None:
+            lo = [0.0 if iv is None or np.isnan(y) else y - iv[0] for y, iv in zip(ys, ivs,
+                                                                                 strict=True)]
+            hi = [0.0 if iv is None or np.isnan(y) else iv[1] - y for y, iv in zip(ys, ivs,
+                                                                                 strict=True)]
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="black", lw=0.9, capsize=2)
         ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
     ax.set_xticks(x, labels, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
@@ -169,6 +182,55 @@ def curve_grid(
                bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(f"{title} (light: per step, dark: moving average over {window})", y=1.05,
                  fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# Curves of one key over seeds: steps, mean, band low, band high (same length).
+Band = tuple[list[float], list[float], list[float], list[float]]
+
+
+def band_grid(
+    curves: Mapping[str, Mapping[str, Band]], keys: Sequence[str], path: Path, title: str,
+    ncols: int = 3, unit_interval: Sequence[str] = (), note: str = "",
+) -> Path | None:
+    """One panel per key; each arm a colour: its mean over seeds as a line, a shaded band.
+
+    ``curves`` is ``{arm: {key: (steps, mean, low, high)}}``; ``unit_interval`` lists the keys
+    whose y axis is fixed to [0, 1] (rewards), so a flat 1.0 reads as saturated. ``note`` says
+    what the band is (added to the title).
+    """
+    keys = [k for k in keys if any(len(c.get(k, ([],) * 4)[1]) for c in curves.values())]
+    if not keys:
+        return None
+    ncols = min(ncols, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    colors = dict(zip(curves, _colors(len(curves)), strict=True))
+    for ax, key in zip(axes.flat, keys, strict=False):
+        for arm, by_key in curves.items():
+            steps, mean, lo, hi = by_key.get(key, ([],) * 4)
+            if not mean:
+                continue
+            ax.fill_between(steps, lo, hi, color=colors[arm], alpha=0.2, lw=0)
+            ax.plot(steps, mean, color=colors[arm], lw=1.6, label=arm)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        if key in unit_interval:
+            ax.set_ylim(-0.05, 1.05)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    handles, names = [], []
+    for ax in axes.flat:
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.legend(handles, names, loc="upper center", ncols=min(len(names), 5), fontsize=8,
+               bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle(title + (f" ({note})" if note else ""), y=1.05, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -17,6 +17,10 @@ domain needs. Strategies set the domain probabilities ``p_n``:
 micro-batch (the mixture is then even by construction; the strategy still picks the domains and
 the coreset pools). ``batch_per="total"`` assigns each of the ``batch_size`` slots to a domain
 i.i.d. from ``p`` (a multinomial draw from a stream seeded by ``(seed, draw)``).
+``batch_per="reasoning"`` keeps the reasoning exposure of a reasoning-only run whatever the
+strategy: ``batch_size`` slots go to the reasoning domains (``p`` renormalised over them) and, when
+the strategy replays, another ``batch_size`` slots to the general domains (``p`` renormalised over
+them): replay comes on top of the reasoning budget instead of out of it.
 
 Data parallel: every process builds the same sampler with its ``rank`` and ``world_size``; the
 counts of all ranks are drawn from the shared stream and rank ``r`` reads the slice of each
@@ -34,6 +38,7 @@ import numpy as np
 from recap.tasks.record import Record
 
 Strategy = Literal["reasoning_only", "default", "uniform", "coreset", "fixed"]
+BatchPer = Literal["domain", "total", "reasoning"]
 _PERM, _CHOICE, _CORESET = 0, 1, 2  # independent seed streams
 
 
@@ -99,7 +104,7 @@ class DomainSampler:
         roles: domain name -> ``"reasoning"`` or ``"general"``.
         strategy: see the module docstring.
         batch_size: records per domain (``batch_per="domain"``) or in total per micro-batch.
-        batch_per: ``"domain"`` or ``"total"``.
+        batch_per: ``"domain"``, ``"total"`` or ``"reasoning"``.
         seed: data seed.
         weights: domain weights for ``strategy="fixed"``.
         coreset_ratio: general volume kept by ``"coreset"``, relative to reasoning volume.
@@ -113,7 +118,7 @@ class DomainSampler:
         *,
         strategy: Strategy,
         batch_size: int,
-        batch_per: Literal["domain", "total"] = "domain",
+        batch_per: BatchPer = "domain",
         seed: int = 0,
         weights: Mapping[str, float] | None = None,
         coreset_ratio: float = 0.5,
@@ -126,6 +131,7 @@ class DomainSampler:
         self.names = list(pools)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.batch_size, self.batch_per = batch_size, batch_per
+        self.roles = {n: roles[n] for n in self.names}
         self.pools: dict[str, list[Record]] = {}
         sizes = {n: len(p) for n, p in pools.items()}
         if strategy == "coreset":
@@ -162,7 +168,14 @@ class DomainSampler:
             return np.tile(np.array(row, dtype=np.int64), (self.world_size, 1))
         rng = np.random.default_rng([self.seed, _CHOICE, self.draws])
         p = np.array([self.probabilities[n] for n in self.names])
-        return rng.multinomial(self.batch_size, p, size=self.world_size)  # [world, D]
+        if self.batch_per == "total":
+            return rng.multinomial(self.batch_size, p, size=self.world_size)  # [world, D]
+        counts = np.zeros((self.world_size, len(self.names)), dtype=np.int64)
+        for role in ("reasoning", "general"):  # batch_per == "reasoning": one draw per role
+            part = p * np.array([self.roles[n] == role for n in self.names])
+            if part.sum() > 0:
+                counts += rng.multinomial(self.batch_size, part / part.sum(), size=self.world_size)
+        return counts
 
     def _record(self, d: int, name: str, position: int) -> Record:
         n = len(self.pools[name])
@@ -178,10 +191,15 @@ class DomainSampler:
     # ---- bookkeeping ----------------------------------------------------------------------
     def expected_per_batch(self, name: str) -> float:
         """Expected records of ``name`` per micro-batch, summed over ranks."""
+        p = self.probabilities[name]
         if self.batch_per == "domain":
             per_rank = self.batch_size if name in self.active else 0
+        elif self.batch_per == "reasoning":
+            same_role = sum(q for n, q in self.probabilities.items()
+                            if self.roles[n] == self.roles[name])
+            per_rank = self.batch_size * p / same_role if p > 0 else 0.0
         else:
-            per_rank = self.batch_size * self.probabilities[name]
+            per_rank = self.batch_size * p
         return per_rank * self.world_size
 
     def steps_per_epoch(self, grad_accum: int = 1) -> int:

@@ -98,11 +98,15 @@ def gather_step_stats(micro: list[MicroBatch], losses: list[tuple[str, Any]]) ->
     Keys: ``reward/<domain>/<reward>/mean|std``, ``length/<domain>`` (completion words, the unit
     of the evaluator's ``response_length``), ``thinking/<domain>`` (words in the think block),
     ``loss``, ``loss/<objective>``, ``kl``, ``clip_frac``; ``tokens`` is the step's total of
-    completion tokens (the compute).
+    completion tokens (the compute) and ``prompts/<domain>`` its records per domain (what each
+    domain was exposed to).
     """
     samples: dict[str, list[float]] = {}
     for mb in micro:
+        for name, sb in mb.sft.items():
+            samples.setdefault(f"prompts/{name}", []).append(float(len(sb.records)))
         for ro in mb.rollouts:
+            samples.setdefault(f"prompts/{ro.domain}", []).append(float(len(ro.records)))
             for name, r in ro.rewards.items():
                 samples.setdefault(f"reward/{ro.domain}/{name}", []).extend(r.flatten().tolist())
             samples.setdefault(f"length/{ro.domain}", []).extend(
@@ -119,7 +123,7 @@ def gather_step_stats(micro: list[MicroBatch], losses: list[tuple[str, Any]]) ->
     row: dict[str, float] = {}
     for k, v in sorted(merged.items()):
         mean = sum(v) / len(v)
-        if k == "tokens":
+        if k == "tokens" or k.startswith("prompts/"):
             row[k] = float(sum(v))
         elif k.startswith("reward/"):
             row[f"{k}/mean"] = mean
