@@ -60,6 +60,14 @@ def test_presets_encode_the_papers_settings():
     assert cfg["sft-gt"].objective_names == ["sft:jigsaw"]
     assert cfg["recap"].objective_names == [
         "think_format", "accuracy", "answer_format", "iou", "sft:digits"]
+    # RECAP's three readings: the paper's runs (default preset), its eq. 1, its authors' code
+    assert (cfg["recap"].weighting.variant, cfg["recap"].weighting.temperature) == ("paper", 5.0)
+    assert cfg["recap-eq1"].weighting.variant == "eq1"
+    official = cfg["recap-official"].weighting
+    assert (official.variant, official.alpha, official.apply) == ("official", 0.5, "rewards")
+    assert cfg["recap-official"].objective_names == [  # one objective per (domain, reward)
+        "arith/think_format", "arith/accuracy", "ground/answer_format", "ground/iou",
+        "sft:digits"]
 
 
 def test_yaml_over_preset_and_overrides_last(tmp_path):
@@ -112,6 +120,12 @@ def test_unknown_keys_and_values_list_the_allowed_ones():
     ({"rl": {"reward_weights": {"accuracy": 2.0}}},
      "rl.reward_weights is only read by rl.advantage=combined"),
     ({"restart": {"every_steps": 2, "every_epochs": 1}}, "set every_steps or every_epochs"),
+    ({"weighting": {"name": "recap", "alpha": 1.5}}, "alpha must be in [0, 1] for variant eq1"),
+    ({"weighting": {"name": "dwa", "variant": "paper"}}, "weighting.variant is only read by"),
+    ({"weighting": {"name": "dwa", "apply": "rewards"}}, "apply=rewards needs weights known"),
+    ({"weighting": {"name": "recap", "apply": "rewards"}, "rl": {"advantage": "combined"}},
+     "needs rl.advantage=decoupled"),
+    ({"weighting": {"name": "dwa", "signal": "deficit"}}, "signal=deficit is an ablation"),
 ])
 def test_incompatible_combinations_are_rejected(changes, expected):
     assert expected in _error(_recipe(**changes))

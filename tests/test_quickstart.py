@@ -87,9 +87,8 @@ def test_yaml_mirrors_are_the_recipes_the_quickstart_runs(arm):
 
 
 def test_the_committed_study_files_are_the_quickstart_arms(tmp_path):
-    configs = Path(__file__).parents[1] / "configs"
-    for name, budget in (("quickstart-study.yaml", "total"),
-                         ("quickstart-study-equal.yaml", "equal")):
+    configs = Path(__file__).parents[1] / "configs" / "studies"
+    for name, budget in (("quickstart.yaml", "total"), ("quickstart-equal.yaml", "equal")):
         spec = load_study(configs / name)
         qs_spec = quickstart_study(QuickstartSettings(budget=budget))
         assert list(spec.arms) == list(ARMS) and spec.reference == "uniform"

@@ -115,7 +115,7 @@ def test_study_file_paths_and_errors(tmp_path, tiny):
         load_study(path)
     path.write_text(yaml.safe_dump({"arms": {"a": {"set": ["optim.lr=-1"]}},
                                     "recipe": "recipe.yaml"}))
-    with pytest.raises(ConfigError, match="(?s)arm 'a'.*optim.lr"):
+    with pytest.raises(ConfigError, match=r"(?s)arm 'a'.*optim\.lr"):
         load_study(path).arm_config("a", 0, tmp_path / "x")
     with pytest.raises(ConfigError, match="cannot read"):
         load_study(tmp_path / "missing.yaml")

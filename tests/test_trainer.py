@@ -150,8 +150,10 @@ def test_restart_resets_optimizer_state_and_reference(tiny, tmp_path):
     assert not (ckpt / "step-000002" / "reference.safetensors").exists()  # still the base
 
 
-def test_non_finite_loss_skips_the_step(tiny, tmp_path, monkeypatch):
-    cfg = load_config(None, tiny_overrides(tiny, tmp_path / "nan", "sft-gt"), preset="sft-gt")
+@pytest.mark.parametrize("weighting", ["equal", "famo"])
+def test_non_finite_loss_skips_the_step(weighting, tiny, tmp_path, monkeypatch):
+    cfg = load_config(None, [*tiny_overrides(tiny, tmp_path / "nan", "sft-gt"),
+                             f"weighting.name={weighting}"], preset="sft-gt")
     run = _setup(cfg, resume=False)
     before = [p.detach().clone() for p in run.policy.model.parameters()]
     real = trainer_module.mean_over_domains
@@ -164,6 +166,8 @@ def test_non_finite_loss_skips_the_step(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module, "mean_over_domains", real)
     run.step += 1
     assert _train_step(run)["skipped"] == 1  # the counter stays, the step goes through
+    run.step += 1
+    assert _train_step(run)["skipped"] == 1  # FAMO's post_step after a skipped step: no error
     assert not all(torch.equal(a, b) for a, b in zip(before, run.policy.model.parameters(),
                                                      strict=True))
     run.log.close()
@@ -276,6 +280,7 @@ def test_weighting_variants_train(changes, tiny, tmp_path):
     out = tmp_path / "variant"
     overrides = [*tiny_overrides(tiny, out, "recap"), *LETTERS, "train.batch_per=domain",
                  "train.batch_size=1", "weighting.window=null", "weighting.temperature=null",
+                 "weighting.variant=eq1",
                  *changes]
     cfg = load_config(None, overrides, preset="recap")
     train(cfg)

@@ -119,15 +119,24 @@ class WeightingSpec(_Model):
     temperature: float | None = Field(
         None, gt=0, description="recap/dwa softmax temperature (RECAP default T=5)"
     )
+    variant: Literal["eq1", "paper", "official"] = Field(
+        "eq1", description="recap: eq1 (the paper's eq. 1), paper (its runs: alpha 0.5) or "
+        "official (the authors' code); see recap.weighting.recap")
     alpha: float | None = Field(
-        None, ge=0, le=1, description="RECAP ablation: s = alpha*c + (1-alpha)*i; null: s = c + i"
+        None, description="recap: eq1/paper s = alpha*c + (1-alpha)*i in [0, 1] (null: eq1 "
+        "c + i, paper 0.5); official: weight of softmax(c/T), outside [0, 1] = 1 - step/steps"
     )
+    apply: Literal["loss", "rewards"] = Field(
+        "loss", description="where lambda acts: loss = (1/K) sum lambda_k L_k (eq. 1); rewards = "
+        "on each domain's rewards before group normalisation, one objective per (domain, "
+        "reward), SFT losses times lambda, no 1/K (the authors' code; TRL's reward_weights)")
     weights: dict[str, float] = Field(
         default_factory=dict, description="static: weight per objective name"
     )
     signal: Literal["reward", "deficit"] = Field(
         "reward",
-        description="value fed to update(): reward-like signal in [0,1] or deficit = 1 - signal",
+        description="recap eq1/paper ablation: feed the reward-like signal in [0,1] or the "
+        "deficit 1 - signal (other weightings declare what they consume: Weighting.consumes)",
     )
 
 
@@ -248,10 +257,16 @@ class RunConfig(_Model):
 
     @property
     def objective_names(self) -> list[str]:
-        """Objective names in a fixed order: RL rewards (first use) then ``sft:<domain>``."""
+        """Objective names in a fixed order: RL rewards (first use) then ``sft:<domain>``.
+
+        With ``weighting.apply: rewards`` an RL objective is a (domain, reward) pair named
+        ``<domain>/<reward>`` (the authors' RECAP code weighs rewards per data source).
+        """
         names: list[str] = []
         for d in self.active_domains:
-            if d.mode == "rl":
+            if d.mode == "rl" and self.weighting.apply == "rewards":
+                names += [f"{d.name}/{r}" for r in d.rewards]
+            elif d.mode == "rl":
                 keys = [COMBINED_OBJECTIVE] if self.rl.advantage == "combined" else d.rewards
                 names += [k for k in keys if k not in names]
         names += [f"sft:{d.name}" for d in self.active_domains if d.mode == "sft"]
@@ -372,8 +387,27 @@ def _check_weighting(cfg: RunConfig) -> list[str]:
                         f"{objectives}, got {sorted(w.weights)}")
     elif w.weights:
         errs.append(f"weighting.weights is only read by weighting.name=static (name is {w.name})")
-    if w.alpha is not None and w.name != "recap":
-        errs.append(f"weighting.alpha is only read by weighting.name=recap (name is {w.name})")
+    if w.name != "recap":
+        for opt, default in (("alpha", None), ("variant", "eq1")):
+            if getattr(w, opt) != default:
+                errs.append(f"weighting.{opt} is only read by weighting.name=recap "
+                            f"(name is {w.name})")
+    elif w.alpha is not None and w.variant != "official" and not 0 <= w.alpha <= 1:
+        errs.append(f"weighting.alpha must be in [0, 1] for variant {w.variant} (got {w.alpha}; "
+                    f"only the official variant schedules alpha outside it)")
+    if w.apply == "rewards":
+        if w.name not in ("recap", "equal", "static"):
+            errs.append(f"weighting.apply=rewards needs weights known before the advantages: "
+                        f"weighting.name in (recap, equal, static) (name is {w.name})")
+        if cfg.rl.advantage != "decoupled" or cfg.rl.reward_weights:
+            errs.append("weighting.apply=rewards sets the reward weights itself: needs "
+                        "rl.advantage=decoupled and no rl.reward_weights")
+        if cfg.train.grad_accum != 1:
+            errs.append("weighting.apply=rewards needs train.grad_accum=1")
+    if w.signal == "deficit" and (w.name, w.variant) not in (("recap", "eq1"),
+                                                            ("recap", "paper")):
+        errs.append("weighting.signal=deficit is an ablation of RECAP eq1/paper; other "
+                    "weightings declare what they consume (recap.weighting)")
     for opt in ("window", "temperature"):
         if getattr(w, opt) is not None and w.name not in ("recap", "dwa"):
             errs.append(f"weighting.{opt} is only read by weighting.name in (recap, dwa) "

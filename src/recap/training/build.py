@@ -38,7 +38,8 @@ def build_run_weighting(cfg: RunConfig) -> Weighting:
     w = cfg.weighting
     accepted = weighting_options(w.name)
     given = {"window": w.window, "temperature": w.temperature, "alpha": w.alpha,
-             "weights": w.weights or None, "seed": cfg.train.seed}
+             "weights": w.weights or None, "seed": cfg.train.seed, "variant": w.variant,
+             "max_steps": cfg.train.steps if w.variant == "official" else None}
     kwargs = {k: v for k, v in given.items() if k in accepted and v is not None}
     if w.name == "famo":  # the GRPO surrogate can be negative; FAMO takes logs of losses
         bound = surrogate_lower_bound(cfg.rl.num_generations, cfg.rl.clip_eps)

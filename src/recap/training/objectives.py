@@ -5,9 +5,15 @@ reward ``k``) or, with combined advantages, ``"reward"`` for the weighted reward
 eq. 1). SFT objectives are ``sft:<domain>``. ``L_k`` is the mean of ``l_{n,k}`` over the domains
 ``n`` that carry ``k`` in the micro-batch (seed 000 sec. 4 averages over domains).
 
-Signals fed to the weighting's ``update`` are reward-like values in [0, 1], as tracked in seed 000
-figures 4 and 13: the mean reward of an RL objective (combined: the weighted sum divided by the
-sum of weights) and the next-token accuracy of an SFT objective; ``deficit`` passes ``1 - value``.
+Signals: every RL objective's mean raw reward (combined: the weighted sum divided by the sum of
+weights); the trainer turns them, and the SFT losses and accuracies, into what the weighting
+declares it consumes (``Weighting.consumes``): reward-like values in [0, 1] as tracked in the
+RECAP paper's figures 4 and 13 (SFT: next-token accuracy), losses (RL: 1 - mean reward; SFT: the
+loss), or raw values (RL: mean reward; SFT: the loss).
+
+With ``weighting.apply: rewards`` an RL objective is a (domain, reward) pair ``<domain>/<reward>``
+and its weight multiplies that reward before group normalisation
+(:func:`reward_weighted_advantages`); each RL domain then has one surrogate, ``rl:<domain>``.
 
 The KL penalty is not an objective: :func:`rl_domain_losses` returns it separately and the trainer
 adds ``beta * KL`` (mean over RL domains) to the weighted loss, so reweighting never scales it.
@@ -109,6 +115,31 @@ def objective_advantages(
         advantage = group_advantages(total, eps=eps).reshape(-1)  # [B*G]
         return {COMBINED_OBJECTIVE: advantage}, {COMBINED_OBJECTIVE: total.mean() / norm}
     raise ValueError(f"unknown advantage mode {mode!r}; known: decoupled, combined")
+
+
+def reward_weighted_advantages(
+    rewards: Mapping[str, Tensor], weights: Mapping[str, float], *, eps: float
+) -> Tensor:
+    """Group-normalised advantage of ``sum_f lambda_f R_f`` (``[B*G]``), the rewards weighted
+    *before* normalisation: the RECAP authors' code (``weighting.apply: rewards``) and TRL's
+    ``reward_weights``. ``weights`` holds lambda per reward name."""
+    total = combine_rewards(dict(rewards), dict(weights))  # [B, G]
+    return group_advantages(total, eps=eps).reshape(-1)
+
+
+def rl_weighting_values(mean_rewards: Mapping[str, float], consumes: str) -> dict[str, float]:
+    """What a weighting that consumes ``consumes`` gets for RL objectives: the mean reward
+    (``reward``, ``raw``) or, for loss consumers (DWA, UW, FAMO), the deficit ``1 - reward``."""
+    if consumes == "loss":
+        return {k: 1.0 - float(v) for k, v in mean_rewards.items()}
+    return {k: float(v) for k, v in mean_rewards.items()}
+
+
+def sft_weighting_values(losses: Mapping[str, Any], accuracies: Mapping[str, Any],
+                         consumes: str) -> dict[str, Any]:
+    """What a weighting gets for SFT objectives: next-token accuracy for reward consumers
+    (RECAP eq. 1), the loss otherwise (loss consumers, the authors' RECAP)."""
+    return dict(accuracies) if consumes == "reward" else {k: losses[k] for k in accuracies}
 
 
 def rl_domain_losses(

@@ -9,7 +9,9 @@ replace). The YAML file and ``--set`` overrides apply on top. As in seed 000 Tab
 outnumbers reasoning data (1408 vs 256 records, about the 5.5 : 1 of the hybrid setting), so the
 size-proportional ``default``, the ``uniform`` and the capped ``coreset`` mixtures differ.
 
-Seed 000 sec. 5.1: ``reasoning-only``, ``default``, ``uniform``, ``coreset``, ``lwf``, ``recap``.
+Seed 000 sec. 5.1: ``reasoning-only``, ``default``, ``uniform``, ``coreset``, ``lwf``; RECAP in its
+three readings (recap.weighting.recap): ``recap`` (the paper's runs), ``recap-eq1`` (its eq. 1),
+``recap-official`` (its authors' code).
 Seed 003 sec. 3-4: ``grpo`` (constant beta 0.04) and ``grpo-d`` (beta in [0.04, 0.1], counting),
 both with R = R_acc + 1 * R_format. Seed 002 sec. 4-5.6: ``sft-gt`` (SFT on the jigsaw ground
 truth) and ``grpo-restart`` (G = 4, temperature 1.0, beta 0.04, restart every 2 epochs).
@@ -84,9 +86,23 @@ PRESETS: dict[str, Preset] = {
     "lwf": Preset("seed 000 sec. 5.1", "uniform + reference KL, beta = 0.01",
                   {"sampling": {"strategy": "uniform"},
                    "kl": {"schedule": "constant", "beta": 0.01}}),
-    "recap": Preset("seed 000 sec. 4", "uniform + RECAP reweighting (W=10, T=5), KL off",
+    "recap": Preset("RECAP paper, sec. 4 + appendix (its runs)",
+                    "uniform + RECAP as the paper ran it (W=10, T=5, alpha=0.5), KL off",
                     {"sampling": {"strategy": "uniform"}, "kl": {"schedule": "none"},
-                     "weighting": {"name": "recap", "window": 10, "temperature": 5.0}}),
+                     "weighting": {"name": "recap", "variant": "paper", "window": 10,
+                                   "temperature": 5.0}}),
+    "recap-eq1": Preset("RECAP paper, sec. 4, eq. 1", "uniform + RECAP eq. 1 (s = c + i, W=10, "
+                        "T=5), KL off",
+                        {"sampling": {"strategy": "uniform"}, "kl": {"schedule": "none"},
+                         "weighting": {"name": "recap", "variant": "eq1", "window": 10,
+                                       "temperature": 5.0}}),
+    "recap-official": Preset("RECAP authors' code (mixed_trainer.py, configs/template.yaml)",
+                             "uniform + RECAP as the authors' code runs it: two softmaxes, "
+                             "weights on the rewards (W=10, T=5, alpha=0.5), KL off",
+                             {"sampling": {"strategy": "uniform"}, "kl": {"schedule": "none"},
+                              "weighting": {"name": "recap", "variant": "official",
+                                            "window": 10, "temperature": 5.0, "alpha": 0.5,
+                                            "apply": "rewards"}}),
     "grpo": Preset("seed 003 sec. 4.1", "GRPO on counting, constant beta = 0.04",
                    _single(_COUNT, rl={"advantage": "combined"},
                            kl={"schedule": "constant", "beta": 0.04},

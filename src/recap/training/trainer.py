@@ -28,7 +28,7 @@ import math
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,11 @@ from recap.training.objectives import (
     SFTBatch,
     mean_over_domains,
     objective_advantages,
+    reward_weighted_advantages,
     rl_domain_losses,
+    rl_weighting_values,
     score,
+    sft_weighting_values,
 )
 from recap.training.sampler import DomainSampler
 from recap.training.tracking import RunLog, gather_step_stats
@@ -230,43 +233,102 @@ def _train_step(run: _Run) -> dict[str, Any]:
 
 def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float) -> tuple[
         dict[str, float], dict[str, float], list[tuple[str, Any]], bool, float]:
-    """Signals -> lambda (once per step), then backward of combine(L) + beta * KL per micro-batch.
+    """Signals -> lambda (once per step), then backward of the weighted loss + beta * KL per
+    micro-batch.
 
+    The weighting is fed what it declares it consumes (``Weighting.consumes``; module
+    :mod:`recap.training.objectives`). With ``weighting.apply: rewards`` the RL weights come first
+    (from this step's rewards) and set the advantages; the SFT weights follow the forward.
     Returns ``(lambda, signals, loss terms to log, all losses finite, seconds in weighting)``.
     """
     acc, weighting = run.acc, run.weighting
-    pairs = [(k, v) for mb in micro for ro in mb.rollouts for k, v in ro.signals.items()]
-    if len(micro) > 1:  # lambda must be known before the first backward
-        pairs += [(k, v) for mb in micro for k, v in _sft_accuracy(run.policy, mb).items()]
+    consumes, on_rewards = weighting.consumes, run.cfg.weighting.apply == "rewards"
+    tw = time.perf_counter()
+    rewards = _mean_signals([(k, v) for mb in micro for ro in mb.rollouts
+                             for k, v in ro.signals.items()])  # mean raw reward per objective
+    deficits = rl_weighting_values(rewards, "loss")  # an RL objective's loss value
+    rl_values = rl_weighting_values(rewards, consumes)
+    if run.cfg.weighting.signal == "deficit":  # RECAP eq1/paper ablation
+        rl_values = deficits
+    signals: dict[str, float] = dict(rl_values)
+    if on_rewards:  # the GRPO path: weights first, then the advantages they shape
+        lambdas = weighting.update(rl_values)
+        micro = [_weigh_rewards(mb, lambdas, run.cfg.rl.std_eps) for mb in micro]
+    sft_pairs = _sft_values(run.policy, micro, consumes) if len(micro) > 1 else []
     terms: list[tuple[str, Any]] = []
-    t_weight, ok = 0.0, True
+    t_weight, ok = time.perf_counter() - tw, True
     for m, mb in enumerate(micro):
         sync = acc.no_sync(run.objectives) if m < len(micro) - 1 else nullcontext()
         with sync:
             out = run.objectives(mb)
             tw = time.perf_counter()
+            losses = out["losses"]
+            if consumes == "loss":  # a constant offset: same policy gradient, a real loss value
+                losses = {k: v + deficits[k] if k in deficits else v for k, v in losses.items()}
             if m == 0:
                 if len(micro) == 1:
-                    pairs += list(out["sft_acc"].items())
-                if run.combined_once:  # FAMO learns from the losses after the previous step
-                    weighting.post_step({k: v.detach() for k, v in out["losses"].items()})
-                signals = _mean_signals(pairs)
-                lambdas = weighting.update({k: 1.0 - v for k, v in signals.items()}
-                                           if run.cfg.weighting.signal == "deficit" else signals)
-            loss = weighting.combine(out["losses"])
+                    detached = {k: v.detach() for k, v in losses.items()}
+                    sft_pairs = list(sft_weighting_values(detached, out["sft_acc"],
+                                                          consumes).items())
+                if run.combined_once and not on_rewards:  # FAMO: losses after the last step
+                    weighting.post_step({k: v.detach() for k, v in losses.items()})
+                sft = _mean_signals(sft_pairs)
+                if run.cfg.weighting.signal == "deficit":
+                    sft = {k: 1.0 - v for k, v in sft.items()}
+                signals |= sft
+                if not on_rewards:
+                    lambdas = weighting.update(signals)
+                elif sft:  # the SFT path
+                    lambdas = weighting.update(sft)
+            loss = _combine(weighting, losses, on_rewards)
             run.combined_once = True
             t_weight += time.perf_counter() - tw
             if out["kl"] is not None and beta > 0:
                 loss = loss + beta * out["kl"]
             ok = ok and bool(torch.isfinite(loss.detach()))  # sync: one flag per micro-batch
             acc.backward(loss / len(micro))
-        terms += [(f"loss/{k}", v.detach()) for k, v in out["losses"].items()]
+        terms += [(f"loss/{k}", v.detach()) for k, v in losses.items()]
         terms.append(("loss", loss.detach()))
         if out["kl"] is not None:
             terms.append(("kl", out["kl"].detach()))
         if out["clip_frac"] is not None:
             terms.append(("clip_frac", out["clip_frac"]))
     return lambdas, signals, terms, ok, t_weight
+
+
+def _combine(weighting: Weighting, losses: dict[str, torch.Tensor],
+             on_rewards: bool) -> torch.Tensor:
+    """The step's loss: ``weighting.combine`` (lambda on the losses), or with lambda on the
+    rewards the mean of the RL domains' surrogates plus ``sum_s lambda_s L_s`` over SFT
+    domains, no 1/K (the RECAP authors' code)."""
+    if not on_rewards:
+        return weighting.combine(losses)
+    rl = [v for k, v in losses.items() if k.startswith("rl:")]
+    sft = {k: v for k, v in losses.items() if not k.startswith("rl:")}
+    total = torch.stack(rl).mean() if rl else 0.0
+    return total + sum(weighting.weights[k] * v for k, v in sft.items())  # type: ignore[return-value]
+
+
+def _weigh_rewards(mb: MicroBatch, lambdas: dict[str, float], eps: float) -> MicroBatch:
+    """Each RL domain's advantages from its rewards weighted by lambda before normalisation."""
+    rollouts = []
+    for ro in mb.rollouts:
+        weights = {r: lambdas[f"{ro.domain}/{r}"] for r in ro.rewards}
+        adv = reward_weighted_advantages(ro.rewards, weights, eps=eps)  # [B*G]
+        rollouts.append(replace(ro, advantages={f"rl:{ro.domain}": adv}))
+    return MicroBatch(rollouts, mb.sft)
+
+
+def _sft_values(policy: Policy, micro: list[MicroBatch], consumes: str) -> list[tuple[str, Any]]:
+    """SFT signals of every micro-batch before any backward (an extra no-grad forward)."""
+    out = []
+    with torch.no_grad():
+        for mb in micro:
+            for n, b in mb.sft.items():
+                loss, accuracy = policy.sft_loss(b.records, b.prompts, b.targets)
+                out += sft_weighting_values({f"sft:{n}": loss}, {f"sft:{n}": accuracy},
+                                            consumes).items()
+    return out
 
 
 def _optimizer_step(run: _Run, ok: bool) -> float:
@@ -305,17 +367,15 @@ def _collect(run: _Run, batch: dict[str, list[Record]]) -> MicroBatch:
             with torch.no_grad():
                 ref = run.reference.completion_logprobs(gen)  # [B*G, L]
         rewards = score(gen.texts, records, d.rewards, g)  # name -> [B, G]
-        adv, sig = objective_advantages(rewards, mode=cfg.rl.advantage,
-                                        reward_weights=cfg.rl.reward_weights, eps=cfg.rl.std_eps)
+        if cfg.weighting.apply == "rewards":  # advantages follow the weights (_weigh_rewards)
+            adv, sig = {}, {f"{name}/{k}": r.mean() for k, r in rewards.items()}
+        else:
+            adv, sig = objective_advantages(rewards, mode=cfg.rl.advantage,
+                                            reward_weights=cfg.rl.reward_weights,
+                                            eps=cfg.rl.std_eps)
         rollouts.append(Rollouts(name, records, gen, gen.texts, gen.completion_mask,
                                  gen.logprobs, ref, rewards, adv, sig))
     return MicroBatch(rollouts, sft)
-
-
-def _sft_accuracy(policy: Policy, micro: MicroBatch) -> dict[str, torch.Tensor]:
-    with torch.no_grad():
-        return {f"sft:{n}": policy.sft_loss(b.records, b.prompts, b.targets)[1]
-                for n, b in micro.sft.items()}
 
 
 def _mean_signals(pairs: list[tuple[str, Any]]) -> dict[str, float]:

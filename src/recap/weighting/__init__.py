@@ -17,8 +17,11 @@ Contract (every strategy of `WEIGHTINGS`, built with `build_weighting(name, obje
 * The default `combine` is the seed 000 objective (1/K) sum_k lambda_k L_k with lambda constant
   (detached). UW and FAMO replace it with their own losses, which need the loss tensors; FAMO
   additionally needs strictly positive losses (above its `min_losses`).
-* What the values mean is the caller's business: the trainer passes reward-like signals in
-  [0, 1] (as tracked in the paper's figures 4 and 13); the toy study passes losses.
+* Each strategy declares what its values mean (`Weighting.consumes`): "reward" (reward-like in
+  [0, 1], higher is better: RECAP eq. 1 and the paper's runs, as in its figures 4 and 13),
+  "loss" (DWA, UW, FAMO) or "raw" (the authors' RECAP: rewards of RL objectives, losses of SFT
+  ones); the trainer feeds each accordingly (recap.training.objectives); the toy study passes
+  losses.
 
 Gradient-based baselines (PCGrad, CAGrad, MGDA, Nash-MTL, IMTL-G, UPGrad, ...) need one gradient
 per objective and live on a separate, explicit path: `make_aggregator`, `aggregate_gradients`
@@ -39,15 +42,18 @@ from recap.weighting.gradient import (
     make_aggregator,
 )
 from recap.weighting.learnable import FAMOWeighting, UncertaintyWeighting
-from recap.weighting.recap import RecapWeighting, recap_signals
+from recap.weighting.recap import RECAP_VARIANTS, RecapWeighting, make_recap, recap_signals
+from recap.weighting.recap_official import OfficialRecapWeighting, official_signals
 from recap.weighting.registry import WEIGHTINGS, build_weighting, weighting_options
 
 __all__ = [
     "GRADIENT_AGGREGATORS",
+    "RECAP_VARIANTS",
     "WEIGHTINGS",
     "DWAWeighting",
     "EqualWeighting",
     "FAMOWeighting",
+    "OfficialRecapWeighting",
     "RandomLossWeighting",
     "RecapWeighting",
     "StaticWeighting",
@@ -57,6 +63,8 @@ __all__ = [
     "build_weighting",
     "gradient_step",
     "make_aggregator",
+    "make_recap",
+    "official_signals",
     "recap_signals",
     "weighting_options",
 ]

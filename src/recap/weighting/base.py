@@ -60,6 +60,12 @@ class Weighting(ABC):
     """
 
     name: ClassVar[str] = ""
+    # What `update` expects per objective, so a trainer can feed it (recap.training.trainer):
+    # "reward": reward-like values in [0, 1] (an RL objective's mean reward, an SFT objective's
+    #           next-token accuracy), higher is better (RECAP eq. 1 and the paper's runs);
+    # "loss":   losses, lower is better (1 - mean reward for an RL objective, the SFT loss);
+    # "raw":    an RL objective's mean reward and an SFT objective's loss (the authors' RECAP).
+    consumes: ClassVar[str] = "reward"
 
     def __init__(self, objectives: Sequence[str]) -> None:
         self.objectives: tuple[str, ...] = validate_objectives(objectives)

@@ -72,6 +72,7 @@ class DWAWeighting(WindowedWeighting):
     """
 
     name = "dwa"
+    consumes = "loss"
 
     def __init__(
         self, objectives: Sequence[str], temperature: float = 2.0, window: int = 1

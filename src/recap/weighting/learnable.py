@@ -36,6 +36,7 @@ class UncertaintyWeighting(Weighting):
     """
 
     name = "uw"
+    consumes = "loss"
 
     def __init__(self, objectives: Sequence[str], init_log_var: float = 0.0) -> None:
         super().__init__(objectives)
@@ -119,6 +120,7 @@ class FAMOWeighting(Weighting):
     """
 
     name = "famo"
+    consumes = "loss"
 
     def __init__(
         self,
@@ -141,6 +143,7 @@ class FAMOWeighting(Weighting):
         self.logits = torch.zeros(self.num_objectives, requires_grad=True)  # xi, [K]
         self._optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=weight_decay)
         self._before: Tensor | None = None  # detached losses of the last combine, [K]
+        self._skipped = False  # the last combine() saw a non-finite loss
 
     def to(self, device: torch.device | str) -> FAMOWeighting:
         """Move logits, bounds and optimiser state in place."""
@@ -184,8 +187,15 @@ class FAMOWeighting(Weighting):
         return self.weights
 
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
-        """sum_k z_k log(L_k - b_k + eps) / c with z and c constant; remembers L for post_step."""
-        self._check_losses(losses)
+        """sum_k z_k log(L_k - b_k + eps) / c with z and c constant; remembers L for post_step.
+
+        A non-finite loss is returned as it is (non-finite), so the trainer skips the step like
+        on every other path, and the logits learn nothing from it.
+        """
+        tensors = self._check_losses(losses)
+        if not _all_finite(tensors.values()):
+            self._before, self._skipped = None, True
+            return torch.stack(list(tensors.values())).sum()
         shifted = self._shifted(losses, "combine")
         self._before = shifted.detach().clone()
         z = self._task_weights()
@@ -193,7 +203,11 @@ class FAMOWeighting(Weighting):
         return (z * torch.log(shifted)).sum() / c
 
     def post_step(self, values: Mapping[str, float | Tensor]) -> None:
-        """One Adam step on xi from the log-loss decrease since the last `combine`."""
+        """One Adam step on xi from the log-loss decrease since the last `combine`; skipped
+        when that combine or these values were not finite (a skipped step)."""
+        if not _all_finite(values.values()) or (self._before is None and self._skipped):
+            self._before, self._skipped = None, False
+            return
         if self._before is None:
             raise RuntimeError("FAMO post_step() needs a preceding combine() on the same step")
         after = self._shifted(values, "post_step").detach()
@@ -252,3 +266,8 @@ class FAMOWeighting(Weighting):
             )
         before = state["before"]
         self._before = None if before is None else torch.tensor(before, dtype=dtype, device=device)
+
+
+def _all_finite(values: Any) -> bool:
+    """True when every value (float or tensor) is finite; one host sync per tensor."""
+    return all(bool(torch.isfinite(torch.as_tensor(v).detach()).all()) for v in values)

@@ -1,4 +1,15 @@
-"""RECAP dynamic objective reweighting (seed 000, sec. 4, eq. 1 and Algorithm 2).
+"""RECAP dynamic objective reweighting as the paper writes it (eq. 1) and as it ran it.
+
+The RECAP paper ("Beyond Reasoning Gains: Mitigating General Capabilities Forgetting in Large
+Reasoning Models", sec. 4, eq. 1 and Algorithm 2) is read three ways (``variant``):
+
+- ``eq1``: the formulas below with s = c + i (or the ablation's alpha blend when alpha is given);
+- ``paper``: the paper's runs (appendix, hyper-parameters: T = 5, alpha = 0.5), i.e. eq. 1 with
+  s = 0.5 c + 0.5 i: half the score, weights half as sharp as eq1's at the same T;
+- ``official``: the authors' public code, a different formula
+  (:mod:`recap.weighting.recap_official`).
+
+:func:`make_recap` builds any of them (``build_weighting("recap", names, variant=...)``).
 
 For every objective k a FIFO history of its last 2W values is kept. Once every objective has 2W
 values, each update computes
@@ -84,8 +95,9 @@ class RecapWeighting(WindowedWeighting):
         objectives: objective names (K of them).
         window: W, length of each of the two averaging windows (history holds 2W values).
         temperature: T > 0 of the softmax; larger is closer to uniform.
-        alpha: None for s = c + i (the paper's default); a number in [0, 1] for the ablation
-            s = alpha c + (1 - alpha) i. Note alpha = 0.5 halves s, i.e. acts like doubling T.
+        alpha: None for the variant's default (eq1: s = c + i; paper: 0.5); a number in [0, 1]
+            for s = alpha c + (1 - alpha) i. Note alpha = 0.5 halves s, i.e. acts like doubling T.
+        variant: ``eq1`` or ``paper`` (module docstring).
 
     Attributes:
         last_stats: after warm-up, {objective: {mu, mu_old, sigma, c, i, s}} of the last update.
@@ -100,8 +112,15 @@ class RecapWeighting(WindowedWeighting):
         window: int = 10,
         temperature: float = 5.0,
         alpha: float | None = None,
+        variant: str = "eq1",
     ) -> None:
         super().__init__(objectives, window)
+        if variant not in ("eq1", "paper"):
+            raise ValueError(f"RecapWeighting variant must be eq1 or paper, got {variant!r} "
+                             f"(official: recap.weighting.recap_official)")
+        if alpha is None and variant == "paper":
+            alpha = 0.5  # the paper's runs (appendix, hyper-parameters)
+        self.variant = variant
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
         if alpha is not None and not 0.0 <= alpha <= 1.0:
@@ -136,9 +155,33 @@ class RecapWeighting(WindowedWeighting):
 
     def state_dict(self) -> dict[str, Any]:
         """Histories, weights and counters as plain JSON-serialisable data."""
-        return {**super().state_dict(), "num_rejected": self.num_rejected}
+        return {**super().state_dict(), "variant": self.variant,
+                "num_rejected": self.num_rejected}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore histories, weights and the rejection counter."""
+        """Restore histories, weights and the rejection counter (the variant must match)."""
+        if state.get("variant", "eq1") != self.variant:  # states before variants were eq1
+            raise ValueError(f"state is for RECAP variant {state.get('variant')!r}, not "
+                             f"{self.variant!r}")
         super().load_state_dict(state)
         self.num_rejected = int(state["num_rejected"])
+
+
+RECAP_VARIANTS = ("eq1", "paper", "official")
+
+
+def make_recap(objectives: Sequence[str], window: int = 10, temperature: float = 5.0,
+               alpha: float | None = None, variant: str = "eq1",
+               max_steps: int | None = None) -> WindowedWeighting:
+    """A RECAP weighting of ``variant`` (``eq1``, ``paper`` or ``official``; module docstring).
+
+    ``max_steps`` is read by the official variant's alpha schedule only (alpha outside [0, 1]).
+    """
+    if variant == "official":
+        from recap.weighting.recap_official import OfficialRecapWeighting
+
+        return OfficialRecapWeighting(objectives, window, temperature,
+                                      0.5 if alpha is None else alpha, max_steps)
+    if variant not in RECAP_VARIANTS:
+        raise ValueError(f"unknown RECAP variant {variant!r}; known: {', '.join(RECAP_VARIANTS)}")
+    return RecapWeighting(objectives, window, temperature, alpha, variant)

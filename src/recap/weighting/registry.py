@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from recap.weighting.base import Weighting
@@ -14,12 +14,12 @@ from recap.weighting.baselines import (
     StaticWeighting,
 )
 from recap.weighting.learnable import FAMOWeighting, UncertaintyWeighting
-from recap.weighting.recap import RecapWeighting
+from recap.weighting.recap import make_recap
 
-_STRATEGIES: dict[str, type[Weighting]] = {
+# name -> builder(objectives, **options): a class, or a factory where one name has variants.
+_STRATEGIES: dict[str, Callable[..., Weighting]] = {"recap": make_recap} | {
     cls.name: cls
     for cls in (
-        RecapWeighting,
         EqualWeighting,
         StaticWeighting,
         DWAWeighting,
@@ -36,8 +36,7 @@ WEIGHTINGS: tuple[str, ...] = tuple(_STRATEGIES)
 def weighting_options(name: str) -> dict[str, Any]:
     """The keyword options of strategy `name` with their defaults (`inspect.Parameter.empty`
     when required)."""
-    cls = _lookup(name)
-    params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, objectives
+    params = list(inspect.signature(_lookup(name)).parameters.values())[1:]  # objectives
     return {p.name: p.default for p in params}
 
 
@@ -60,7 +59,7 @@ def build_weighting(name: str, objectives: Sequence[str], **kwargs: Any) -> Weig
     return cls(objectives, **kwargs)
 
 
-def _lookup(name: str) -> type[Weighting]:
+def _lookup(name: str) -> Callable[..., Weighting]:
     try:
         return _STRATEGIES[name]
     except (KeyError, TypeError):
