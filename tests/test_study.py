@@ -144,3 +144,13 @@ def test_exposure_counts_prompts_and_loss_shares():
     assert ex["domain_loss_share"]["r"] == pytest.approx(0.75)
     assert ex["domain_loss_share"]["g"] == pytest.approx((1 / 4) / 2)
     assert ex["domain_loss_share"]["s"] == pytest.approx((1 / 4) / 2)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs" / "studies")
+                                        .glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_study_loads(path, tmp_path):
+    assert path.read_text().startswith(f"# recap study configs/studies/{path.name}")
+    spec = load_study(path)
+    for arm in spec.arms:  # every arm's recipe validates
+        spec.arm_config(arm, spec.seeds[0], tmp_path / arm)
+    assert spec.eval.n >= 500 and len(spec.seeds) >= 3

@@ -333,11 +333,14 @@ def _figures(result: Mapping[str, Any], out: Path) -> list[Path]:
     rewards = [k for k in all_keys if k.startswith("reward/") and k.endswith("/mean")]
     lambdas = [k for k in all_keys if k.startswith("lambda/")]
     thinking = [k for k in all_keys if k.startswith("thinking/")]
+    # RECAP's convergence and instability signals per objective (its figs. 4 and 12)
+    signals = [k for k in all_keys if k.startswith("weighting/") and k.endswith(("/c", "/i"))]
     note = "mean over seeds, band +-1 sd; moving average over 5 steps"
-    for name, ks, unit in (("training.png", rewards + thinking, rewards),
-                           ("lambdas.png", lambdas, ())):
+    for name, ks, unit, title in (
+            ("training.png", rewards + thinking, rewards, "Training curves per arm"),
+            ("lambdas.png", lambdas, (), "Objective weights lambda_k"),
+            ("signals.png", signals, (), "RECAP signals c_k (convergence), i_k (instability)")):
         curves = {a: {k: _band(rs, k) for k in ks} for a, rs in runs.items()}
-        title = "Training curves per arm" if name == "training.png" else "Objective weights"
         p = band_grid(curves, ks, out / name, title, unit_interval=unit, note=note)
         figs += [p] if p else []
     return figs

@@ -1,6 +1,11 @@
 """Loss-magnitude baselines that only need one scalar per objective: equal, static, DWA, RLW.
 
 All of them use the default `Weighting.combine`, (1/K) sum_k lambda_k L_k with constant lambda.
+DWA consumes losses (`consumes = "loss"`): the trainer feeds it 1 - mean reward for an RL
+objective and the loss of an SFT one (fed rewards, it would favour the objectives that improve
+fastest, the opposite of its intent). It is kept here rather than torchjd's
+`scalarization.DWA` (compared with it in the tests) because DWA here averages iteration windows
+and allows objectives absent from a step, where torchjd's works per epoch on the full [K] tensor.
 """
 
 from __future__ import annotations

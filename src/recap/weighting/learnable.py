@@ -2,6 +2,11 @@
 
 Both override `combine` (their loss is not a weighted mean with constant weights) and keep their
 learnable state as torch tensors; `state_dict` still returns plain lists and numbers.
+
+Why not torchjd's `scalarization.UW` / `FAMO` (which the tests compare these with, value for
+value): a replay step may lack some objectives, while torchjd's scalarizers take the full [K]
+tensor on every call; and checkpoints here are JSON-serialisable plain data, torchjd's state is
+tensors. The trainer feeds both a real loss value per RL objective (see `Weighting.consumes`).
 """
 
 from __future__ import annotations
