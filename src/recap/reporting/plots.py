@@ -135,6 +135,30 @@ def capability_radar(
     return _save(fig, path)
 
 
+def _panels(n: int, ncols: int) -> tuple[plt.Figure, np.ndarray]:
+    """A figure with ``n`` panels in rows of at most ``ncols`` (axes as a 2-D array)."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    return plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+
+
+def _finish_grid(fig: plt.Figure, axes: np.ndarray, used: int, path: Path, title: str) -> Path:
+    """Hide the unused panels, one legend for all panels on top, the title; save."""
+    for ax in list(axes.flat)[used:]:
+        ax.set_visible(False)
+    handles, names = [], []
+    for ax in axes.flat:
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.legend(handles, names, loc="upper center", ncols=min(len(names), 5), fontsize=8,
+               bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle(title, y=1.05, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def curve_grid(
     curves: Mapping[str, Mapping[str, Series]], keys: Sequence[str], path: Path,
     title: str, window: int = 10, ncols: int = 3, ylabel: str | None = None,
@@ -151,9 +175,7 @@ def curve_grid(
     keys = [k for k in keys if any(len(c.get(k, ([], []))[1]) for c in curves.values())]
     if not keys:
         return None
-    ncols = min(ncols, len(keys))
-    nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    fig, axes = _panels(len(keys), ncols)
     colors = dict(zip(curves, _colors(len(curves)), strict=True))
     for ax, key in zip(axes.flat, keys, strict=False):
         for run, by_key in curves.items():
@@ -170,20 +192,8 @@ def curve_grid(
             ax.set_ylim(-0.05, 1.05)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.set_visible(False)
-    handles, names = [], []
-    for ax in axes.flat:
-        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
-            if n not in names:
-                handles.append(h)
-                names.append(n)
-    fig.legend(handles, names, loc="upper center", ncols=min(len(names), 5), fontsize=8,
-               bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(f"{title} (light: per step, dark: moving average over {window})", y=1.05,
-                 fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_grid(fig, axes, len(keys), path,
+                        f"{title} (light: per step, dark: moving average over {window})")
 
 
 # Curves of one key over seeds: steps, mean, band low, band high (same length).
@@ -203,9 +213,7 @@ def band_grid(
     keys = [k for k in keys if any(len(c.get(k, ([],) * 4)[1]) for c in curves.values())]
     if not keys:
         return None
-    ncols = min(ncols, len(keys))
-    nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    fig, axes = _panels(len(keys), ncols)
     colors = dict(zip(curves, _colors(len(curves)), strict=True))
     for ax, key in zip(axes.flat, keys, strict=False):
         for arm, by_key in curves.items():
@@ -220,19 +228,7 @@ def band_grid(
             ax.set_ylim(-0.05, 1.05)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.set_visible(False)
-    handles, names = [], []
-    for ax in axes.flat:
-        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
-            if n not in names:
-                handles.append(h)
-                names.append(n)
-    fig.legend(handles, names, loc="upper center", ncols=min(len(names), 5), fontsize=8,
-               bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(title + (f" ({note})" if note else ""), y=1.05, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_grid(fig, axes, len(keys), path, title + (f" ({note})" if note else ""))
 
 
 def lambda_panels(
