@@ -68,7 +68,8 @@ def _write_metrics(run_dir: Path, steps: int, lambdas: bool, seed: int) -> None:
             "signal/accuracy": acc, "time/step": 0.4,
         }
         if lambdas:
-            row |= {"lambda/accuracy": 1 + t / steps, "lambda/think_format": 1 - t / steps}
+            row |= {"lambda/accuracy": 1 + t / steps, "lambda/think_format": 1 - t / steps,
+                    "weighting/accuracy/c": 0.9 + t / 100, "weighting/accuracy/i": 0.1}
         lines.append(json.dumps(row))
     # A run killed mid-write leaves a truncated last line: it must be skipped, not crash.
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 99, "rew')
@@ -141,7 +142,7 @@ def test_report_degrades_gracefully(tmp_path):
     out = tmp_path / "r"
     md = write_report(BASE, {}, {"run": run}, out).read_text()
     assert (out / "rewards.png").exists()
-    for missing in ("signals", "lambdas", "lengths", "training"):
+    for missing in ("signals", "lambdas", "recap_signals", "lengths", "training"):
         assert not (out / f"{missing}.png").exists()
     assert "| Counting | accuracy | 50.0 |" in md
 
@@ -158,6 +159,7 @@ def test_report_from_files_and_terminal_table(tmp_path):
     assert "| capability | metric | base | grpo |" in text
     assert "grpo was evaluated with a different seed than the base" in text
     assert (tmp_path / "out" / "lambdas.png").exists()
+    assert (tmp_path / "out" / "recap_signals.png").exists()  # c_k and i_k per objective
     table = headline_table(BASE, {"grpo": GRPO})
     assert "Counting" in table and "30.0 (!↓20.0!)" in table and "58.0 (↓2.0)" in table
     bad = tmp_path / "bad.json"

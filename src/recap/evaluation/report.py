@@ -206,6 +206,9 @@ def training_figures(
                           and not k.endswith("/std"), _strip("reward/"))
     signals = _curves(run_metrics, lambda k: k.startswith("signal/"), _strip("signal/"))
     lambdas = _curves(run_metrics, lambda k: k.startswith("lambda/"), _strip("lambda/"))
+    # RECAP's convergence c_k and instability i_k per objective (the paper's figs. 4 and 12)
+    recap_ci = _curves(run_metrics, lambda k: k.startswith("weighting/") and k.endswith(
+        ("/c", "/i")), _strip("weighting/"))
     lengths = _curves(run_metrics, lambda k: k.startswith(("length/", "thinking/")), _strip(""))
     training = _curves(run_metrics, lambda k: k in TRAINING_KEYS or k.startswith("loss/"),
                        _strip(""))
@@ -215,6 +218,8 @@ def training_figures(
         plots.curve_grid(signals[0], signals[1], out_dir / "signals.png",
                          "Objective signals seen by the weighting", window=window),
         plots.lambda_panels(lambdas[0], out_dir / "lambdas.png"),
+        plots.curve_grid(recap_ci[0], recap_ci[1], out_dir / "recap_signals.png",
+                         "RECAP convergence c_k and instability i_k", window=window),
         plots.curve_grid(lengths[0], lengths[1], out_dir / "lengths.png",
                          "Response and thinking length", window=window),
         plots.curve_grid(training[0], training[1], out_dir / "training.png",
