@@ -121,8 +121,7 @@ def test_write_report_tables_figures_html(tmp_path):
     assert ("| Counting | accuracy | 50.0 | 30.0 (**↓20.0**) | 55.0 (↑5.0) |\n"
             "|  | format | 100.0 | 100.0 (=0.0) | 100.0 (=0.0) |") in all_metrics
     pngs = ["capabilities", "capabilities_radar", "rewards", "signals", "lambdas", "recap_signals",
-            "lengths",
-            "training"]
+            "lengths", "training"]
     for name in pngs:
         png = out / f"{name}.png"
         assert f"]({name}.png)" in md
