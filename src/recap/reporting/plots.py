@@ -101,6 +101,7 @@ def capability_bars(
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="black", lw=0.9, capsize=2)
         ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
     ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.margins(y=0.12)  # room for the legend above the tallest bar
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, ncols=min(len(models), 4))

@@ -332,7 +332,8 @@ def _figures(result: Mapping[str, Any], out: Path) -> list[Path]:
     all_keys = sorted({k for rs in runs.values() for rows in rs for r in rows for k in r})
     rewards = [k for k in all_keys if k.startswith("reward/") and k.endswith("/mean")]
     lambdas = [k for k in all_keys if k.startswith("lambda/")]
-    thinking = [k for k in all_keys if k.startswith("thinking/")]
+    thinking = [k for k in all_keys if k.startswith("thinking/")  # think-template domains
+                and any(r.get(k) for rs in runs.values() for rows in rs for r in rows)]
     # RECAP's convergence and instability signals per objective (its figs. 4 and 12)
     signals = [k for k in all_keys if k.startswith("weighting/") and k.endswith(("/c", "/i"))]
     note = "mean over seeds, band +-1 sd; moving average over 5 steps"
