@@ -65,6 +65,7 @@ def test_presets_encode_the_papers_settings():
     assert cfg["recap-eq1"].weighting.variant == "eq1"
     official = cfg["recap-official"].weighting
     assert (official.variant, official.alpha, official.apply) == ("official", 0.5, "rewards")
+    assert cfg["recap-official"].rl.loss_aggregation == "token"  # the authors' DAPO-style loss
     assert cfg["recap-official"].objective_names == [  # one objective per (domain, reward)
         "arith/think_format", "arith/accuracy", "ground/answer_format", "ground/iou",
         "sft:digits"]

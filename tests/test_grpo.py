@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from recap.training.grpo import (
+    aggregate,
     clipped_surrogate,
     combine_rewards,
     group_advantages,
@@ -112,6 +113,25 @@ def test_sequence_mean_weights_sequences_not_tokens():
     values = torch.tensor([[1.0, 1, 1, 1], [0.0, 9, 9, 9]])
     mask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0]])
     assert sequence_mean(values, mask).item() == pytest.approx(0.5)
+
+
+def test_token_and_constant_aggregations_by_hand():
+    values = torch.tensor([[1.0, 1, 1, 1], [0.0, 9, 9, 9]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0]])
+    # token (DAPO): (4 * 1 + 0) / 5 real tokens = 0.8
+    assert aggregate(values, mask, how="token").item() == pytest.approx(0.8)
+    # constant (Dr. GRPO): 4 / (2 rows * 8 max tokens) = 0.25
+    assert aggregate(values, mask, how="constant", max_tokens=8).item() == pytest.approx(0.25)
+    assert aggregate(values, mask).item() == pytest.approx(0.5)  # sequence is the default
+    with pytest.raises(ValueError, match="max_tokens"):
+        aggregate(values, mask, how="constant")
+    with pytest.raises(ValueError, match="known: sequence, token, constant"):
+        aggregate(values, mask, how="mean")
+    # the surrogate uses it: on-policy, -A per token; A = [1, -1] -> token: -(4 - 1) / 5
+    logp = torch.zeros(2, 4)
+    loss, _ = clipped_surrogate(logp, logp, torch.tensor([1.0, -1.0]), mask, clip_eps=0.2,
+                                aggregation="token")
+    assert loss.item() == pytest.approx(-0.6)
 
 
 def test_decoupled_and_combined_advantages_differ():

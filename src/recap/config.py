@@ -157,6 +157,10 @@ class RLSpec(_Model):
         default_factory=dict, description="combined: c_k per reward name (default 1)"
     )
     std_eps: float = Field(1e-4, gt=0, description="eps in (R - mean) / (std + eps)")
+    loss_aggregation: Literal["sequence", "token", "constant"] = Field(
+        "sequence", description="per-token loss reduction: sequence (GRPO: mean per sequence, "
+        "then over sequences), token (DAPO; the RECAP authors' code), constant (Dr. GRPO: "
+        "divided by rows x max_new_tokens)")
 
 
 class KLSpec(_Model):

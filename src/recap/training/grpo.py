@@ -56,6 +56,36 @@ def sequence_mean(values: Tensor, mask: Tensor) -> Tensor:
     return per_seq.mean()
 
 
+AGGREGATIONS = ("sequence", "token", "constant")
+
+
+def aggregate(values: Tensor, mask: Tensor, *, how: str = "sequence",
+              max_tokens: int | None = None) -> Tensor:
+    """Reduce ``[N, L]`` per-token values to a scalar, as the GRPO family does.
+
+    - ``sequence``: ``mean_i (1/|o_i|) sum_t v_it`` (:func:`sequence_mean`; the GRPO paper,
+      the RECAP paper's eq. 2);
+    - ``token``: ``sum_it v_it / sum_i |o_i|``, every token of the batch weighs the same (DAPO,
+      Yu et al. 2025; the RECAP authors' code);
+    - ``constant``: ``sum_it v_it / (N * max_tokens)``, a constant normaliser, so a sequence's
+      length does not scale its tokens' weight (Dr. GRPO, Liu et al. 2025).
+
+    ``mask`` is 1 on real completion tokens; ``max_tokens`` (the generation budget) is needed by
+    ``constant``.
+    """
+    if how == "sequence":
+        return sequence_mean(values, mask)
+    m = mask.to(values.dtype)
+    total = (values * m).sum()
+    if how == "token":
+        return total / m.sum().clamp(min=1.0)
+    if how == "constant":
+        if not max_tokens or max_tokens < 1:
+            raise ValueError("constant aggregation needs max_tokens >= 1 (the generation budget)")
+        return total / (values.shape[0] * max_tokens)
+    raise ValueError(f"unknown aggregation {how!r}; known: {', '.join(AGGREGATIONS)}")
+
+
 def clipped_surrogate(
     logp: Tensor,
     old_logp: Tensor,
@@ -63,12 +93,15 @@ def clipped_surrogate(
     mask: Tensor,
     *,
     clip_eps: float,
+    aggregation: str = "sequence",
+    max_tokens: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Negated PPO/GRPO clipped surrogate (seed 000 sec. 3, the J_GRPO min term).
 
     Per token: ``r = exp(logp - old_logp)``, ``J = min(r A, clip(r, 1-eps, 1+eps) A)``; the loss
-    is ``-sequence_mean(J)``. With one update per batch of rollouts ``old_logp`` equals ``logp``
-    numerically (r = 1), and the gradient is ``-A grad log pi`` (seed 002 appendix A eq. 9).
+    is ``-aggregate(J)`` (:func:`aggregate`; ``sequence`` by default). With one update per batch
+    of rollouts ``old_logp`` equals ``logp`` numerically (r = 1), and the gradient is
+    ``-A grad log pi`` (seed 002 appendix A eq. 9).
 
     Args:
         logp: ``[B*G, L]`` log-probs of the sampled tokens under the current policy (with grad).
@@ -76,6 +109,7 @@ def clipped_surrogate(
         advantages: ``[B*G]`` one advantage per sequence (broadcast over its tokens).
         mask: ``[B*G, L]`` completion-token mask.
         clip_eps: epsilon of the ratio clip.
+        aggregation, max_tokens: see :func:`aggregate`.
 
     Returns:
         ``(loss, metrics)``; metrics (detached): ``clip_frac`` (share of tokens whose clipped
@@ -86,7 +120,8 @@ def clipped_surrogate(
     ratio = torch.exp(logp - old_logp.detach())  # [B*G, L]
     unclipped = ratio * adv  # [B*G, L]
     clipped = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv  # [B*G, L]
-    loss = -sequence_mean(torch.minimum(unclipped, clipped), mask)
+    loss = -aggregate(torch.minimum(unclipped, clipped), mask, how=aggregation,
+                      max_tokens=max_tokens)
     with torch.no_grad():
         m = mask.to(logp.dtype)
         n = m.sum().clamp(min=1.0)
@@ -101,11 +136,12 @@ def clipped_surrogate(
     return loss, metrics
 
 
-def k3_kl(logp: Tensor, ref_logp: Tensor, mask: Tensor) -> Tensor:
+def k3_kl(logp: Tensor, ref_logp: Tensor, mask: Tensor, *, aggregation: str = "sequence",
+          max_tokens: int | None = None) -> Tensor:
     """k3 estimate of KL(pi || pi_ref): per token ``pi_ref/pi - log(pi_ref/pi) - 1``.
 
     Seed 002 appendix A eq. 7 (also seed 003 eq. 5). Non-negative per token; aggregated with
-    :func:`sequence_mean`.
+    :func:`aggregate` like the surrogate.
 
     Args:
         logp: ``[B*G, L]`` current-policy log-probs (with grad).
@@ -114,7 +150,7 @@ def k3_kl(logp: Tensor, ref_logp: Tensor, mask: Tensor) -> Tensor:
     """
     log_ratio = ref_logp.detach() - logp  # [B*G, L], log(pi_ref / pi)
     per_token = torch.exp(log_ratio) - log_ratio - 1.0  # [B*G, L]
-    return sequence_mean(per_token, mask)
+    return aggregate(per_token, mask, how=aggregation, max_tokens=max_tokens)
 
 
 def grpo_loss(

@@ -143,7 +143,8 @@ def sft_weighting_values(losses: Mapping[str, Any], accuracies: Mapping[str, Any
 
 
 def rl_domain_losses(
-    logp: Tensor, rollouts: Rollouts, *, clip_eps: float
+    logp: Tensor, rollouts: Rollouts, *, clip_eps: float, aggregation: str = "sequence",
+    max_tokens: int | None = None,
 ) -> tuple[dict[str, Tensor], Tensor | None, dict[str, Tensor]]:
     """Clipped-surrogate loss per objective of one RL domain, and its k3 KL.
 
@@ -151,6 +152,7 @@ def rl_domain_losses(
         logp: ``[B*G, L]`` current-policy log-probs of the rollouts (with grad).
         rollouts: the domain's rollouts.
         clip_eps: ratio clip epsilon.
+        aggregation, max_tokens: token aggregation (``recap.training.grpo.aggregate``).
 
     Returns:
         ``(losses objective -> scalar, kl or None, metrics)``; the metrics (detached) average
@@ -160,12 +162,13 @@ def rl_domain_losses(
     clip: list[Tensor] = []
     for name, adv in rollouts.advantages.items():
         losses[name], m = clipped_surrogate(
-            logp, rollouts.old_logprobs, adv.to(logp.device), rollouts.mask, clip_eps=clip_eps
-        )
+            logp, rollouts.old_logprobs, adv.to(logp.device), rollouts.mask, clip_eps=clip_eps,
+            aggregation=aggregation, max_tokens=max_tokens)
         clip.append(m["clip_frac"])
     kl = None
     if rollouts.ref_logprobs is not None:
-        kl = k3_kl(logp, rollouts.ref_logprobs, rollouts.mask)
+        kl = k3_kl(logp, rollouts.ref_logprobs, rollouts.mask, aggregation=aggregation,
+                   max_tokens=max_tokens)
     metrics = {"clip_frac": torch.stack(clip).mean()}
     return losses, kl, metrics
 

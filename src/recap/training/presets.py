@@ -100,6 +100,7 @@ PRESETS: dict[str, Preset] = {
                              "uniform + RECAP as the authors' code runs it: two softmaxes, "
                              "weights on the rewards (W=10, T=5, alpha=0.5), KL off",
                              {"sampling": {"strategy": "uniform"}, "kl": {"schedule": "none"},
+                              "rl": {"loss_aggregation": "token"},
                               "weighting": {"name": "recap", "variant": "official",
                                             "window": 10, "temperature": 5.0, "alpha": 0.5,
                                             "apply": "rewards"}}),

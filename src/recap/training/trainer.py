@@ -8,8 +8,9 @@ over the domains carrying k, loss = weighting.combine(L) + beta * KL -> backward
 Restarts (seed 002 sec. 5.6) reset the optimiser state and set the reference to the current policy.
 
 Deliberate choices:
-- sequence aggregation as in seed 002 app. A: per-sequence token mean, then mean over the G
-  samples and the B prompts (``grpo.sequence_mean``);
+- sequence aggregation by default as in seed 002 app. A: per-sequence token mean, then mean over
+  the G samples and the B prompts; ``rl.loss_aggregation`` offers token (DAPO) and constant
+  (Dr. GRPO) aggregation (``grpo.aggregate``);
 - one update per batch of rollouts, so pi_old is the sampling policy and the ratio is 1 up to
   float round-off (seed 002 app. A); the clipping math is kept for multi-update use;
 - the KL term is added once, unweighted, next to the weighted objectives (objectives.py);
@@ -67,17 +68,21 @@ __all__ = ["StepObjectives", "load_config", "train"]
 class StepObjectives(torch.nn.Module):
     """Every model forward of one micro-batch, as one module call returning the loss terms."""
 
-    def __init__(self, policy: Policy, clip_eps: float) -> None:
+    def __init__(self, policy: Policy, clip_eps: float, aggregation: str = "sequence",
+                 max_tokens: int | None = None) -> None:
         super().__init__()
         self.model = policy.model  # registered, so DDP/DeepSpeed manage exactly its parameters
         self.policy, self.clip_eps = policy, clip_eps
+        self.aggregation, self.max_tokens = aggregation, max_tokens
 
     def forward(self, micro: MicroBatch) -> dict[str, Any]:
         per_domain: list[dict[str, torch.Tensor]] = []
         kls, clip, sft_acc = [], [], {}
         for ro in micro.rollouts:
             logp = self.policy.completion_logprobs(ro.generation)  # [B*G, L]
-            losses, kl, m = rl_domain_losses(logp, ro, clip_eps=self.clip_eps)
+            losses, kl, m = rl_domain_losses(logp, ro, clip_eps=self.clip_eps,
+                                             aggregation=self.aggregation,
+                                             max_tokens=self.max_tokens)
             per_domain.append(losses)
             clip.append(m["clip_frac"])
             if kl is not None:
@@ -180,7 +185,9 @@ def _setup(cfg: RunConfig, resume: bool) -> _Run:
     )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, round(cfg.optim.warmup_fraction * cfg.train.steps), cfg.train.steps)
-    objectives, optimizer = acc.prepare(StepObjectives(policy, cfg.rl.clip_eps), optimizer)
+    step = StepObjectives(policy, cfg.rl.clip_eps, cfg.rl.loss_aggregation,
+                          cfg.rl.max_new_tokens)
+    objectives, optimizer = acc.prepare(step, optimizer)
     restart_every = cfg.restart.every_steps
     if cfg.restart.every_epochs is not None:
         per_epoch = sampler.steps_per_epoch(cfg.train.grad_accum)
