@@ -139,7 +139,8 @@ def test_exposure_counts_prompts_and_loss_shares():
     ex = exposure(rows, domains)
     assert ex["prompts"] == {"r": 6, "g": 1, "s": 1}
     assert (ex["reasoning_prompts"], ex["replay_prompts"]) == (6, 2)
-    assert ex["objectives"]["acc"] == {"mean_weight": 1.5, "loss_share": (2 / 4 + 1 / 2) / 2}
+    assert ex["objectives"]["acc"] == {"mean_weight": 1.5, "min_weight": 1.0, "max_weight": 2.0,
+                                       "loss_share": (2 / 4 + 1 / 2) / 2}
     # r's share: step 1 fmt 1/4 + acc (2/4 shared by r and g) / 2 = 1/2; step 2: 1 -> mean 3/4
     assert ex["domain_loss_share"]["r"] == pytest.approx(0.75)
     assert ex["domain_loss_share"]["g"] == pytest.approx((1 / 4) / 2)

@@ -78,7 +78,7 @@ def _domains(out: Path, arm: str, seed: int) -> list[dict[str, Any]]:
 def exposure(rows: Sequence[Mapping[str, Any]], domains: Sequence[Mapping[str, Any]]
              ) -> dict[str, Any]:
     """What one run trained on: prompts per domain and role, and per objective its mean weight
-    and its mean share of the loss coefficients.
+    (with its range over steps) and its mean share of the loss coefficients.
 
     With loss = (1/K) sum_k lambda_k L_k the coefficient of objective k is lambda_k / K, so its
     share is ``lambda_k / sum_j lambda_j`` (the objectives present that step). An RL objective
@@ -116,14 +116,16 @@ def exposure(rows: Sequence[Mapping[str, Any]], domains: Sequence[Mapping[str, A
         "prompts": {n: round(p) for n, p in prompts.items()},
         "reasoning_prompts": round(by_role["reasoning"]),
         "replay_prompts": round(by_role["general"]),
-        "objectives": {k: {"mean_weight": float(np.mean(v)), "loss_share": float(np.mean(share[k]))}
+        "objectives": {k: {"mean_weight": float(np.mean(v)), "min_weight": float(np.min(v)),
+                           "max_weight": float(np.max(v)), "loss_share": float(np.mean(share[k]))}
                        for k, v in lam.items()},
         "domain_loss_share": {n: v / steps for n, v in dom_share.items()},
     }
 
 
 def _mean_exposure(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Seed-average of :func:`exposure` (counts rounded)."""
+    """Seed-average of :func:`exposure` (counts rounded; min and max weights are seed means of
+    each seed's extremes)."""
     first = parts[0]
 
     def avg(*path: str) -> float:
@@ -139,7 +141,7 @@ def _mean_exposure(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "prompts": {n: round(avg("prompts", n)) for n in first["prompts"]},
         "reasoning_prompts": round(avg("reasoning_prompts")),
         "replay_prompts": round(avg("replay_prompts")),
-        "objectives": {k: {s: avg("objectives", k, s) for s in ("mean_weight", "loss_share")}
+        "objectives": {k: {s: avg("objectives", k, s) for s in first["objectives"][k]}
                        for k in first["objectives"]},
         "domain_loss_share": {n: avg("domain_loss_share", n) for n in first["domain_loss_share"]},
     }
@@ -281,7 +283,8 @@ def _tables(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[s
     erows = []
     for arm, a in result["arms"].items():
         ex = a["exposure"]
-        objs = ", ".join(f"{k} {v['mean_weight']:.2f} ({100 * v['loss_share']:.0f} %)"
+        objs = ", ".join(f"{k} {v['mean_weight']:.2f} [{v['min_weight']:.2f}, "
+                         f"{v['max_weight']:.2f}] ({100 * v['loss_share']:.0f} %)"
                          for k, v in ex["objectives"].items())
         shares = ", ".join(f"{n} {100 * v:.0f} %" for n, v in ex["domain_loss_share"].items()
                            if v > 0)
@@ -289,7 +292,8 @@ def _tables(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[s
                       str(ex["replay_prompts"]), objs, shares])
     out.append(("What each arm saw (mean over seeds)",
                 ["arm", "steps", "reasoning prompts", "replay prompts",
-                 "objective: mean lambda (share of the loss)", "domain share of the loss"],
+                 "objective: mean lambda [min, max over steps] (share of the loss)",
+                 "domain share of the loss"],
                 erows))
     return out
 
