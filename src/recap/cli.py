@@ -228,8 +228,8 @@ def quickstart(
 @app.command()
 def study(
     file: Path = typer.Argument(..., help="Study YAML: arms, seeds, base, eval plan."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default: next to the file, "
-                             "named after it)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: ./studies/<file "
+                             "name without .yaml>)."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes, each with --threads "
                              "torch threads."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per worker."),
@@ -248,7 +248,7 @@ def study(
     except (ConfigError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
-    out = out or file.with_suffix("")
+    out = out or Path("studies") / file.stem
     if report_only:
         result = finish_study(spec, out)
     else:
