@@ -133,8 +133,8 @@ def test_exposure_counts_prompts_and_loss_shares():
         # step 1: all three domains; lambda fmt 1, acc 2, sft:s 1 (sum 4)
         {"prompts/r": 2, "prompts/g": 1, "prompts/s": 1,
          "lambda/fmt": 1.0, "lambda/acc": 2.0, "lambda/sft:s": 1.0},
-        # step 2: only r; fmt and acc at 1 (sum 2)
-        {"prompts/r": 4, "lambda/fmt": 1.0, "lambda/acc": 1.0},
+        # step 2: only r; fmt and acc at 1 (sum 2); sft:s is weighted but absent
+        {"prompts/r": 4, "lambda/fmt": 1.0, "lambda/acc": 1.0, "lambda/sft:s": 1.0},
     ]
     ex = exposure(rows, domains)
     assert ex["prompts"] == {"r": 6, "g": 1, "s": 1}
@@ -145,6 +145,15 @@ def test_exposure_counts_prompts_and_loss_shares():
     assert ex["domain_loss_share"]["r"] == pytest.approx(0.75)
     assert ex["domain_loss_share"]["g"] == pytest.approx((1 / 4) / 2)
     assert ex["domain_loss_share"]["s"] == pytest.approx((1 / 4) / 2)
+    assert ex["objectives"]["sft:s"]["loss_share"] == pytest.approx((1 / 4 + 0) / 2)  # absent
+
+    # weights on the rewards: RL domains share 1 / (RL domains present), SFT ones lambda
+    rows = [{"prompts/r": 2, "prompts/g": 1, "prompts/s": 1, "lambda/r/fmt": 1.0,
+             "lambda/r/acc": 1.0, "lambda/g/acc": 1.0, "lambda/sft:s": 0.5}]
+    ex = exposure(rows, domains, apply="rewards")
+    # coefficients r 1/2, g 1/2, s 0.5 -> shares 1/3 each
+    assert ex["domain_loss_share"] == pytest.approx({"r": 1 / 3, "g": 1 / 3, "s": 1 / 3})
+    assert ex["objectives"]["sft:s"]["loss_share"] == pytest.approx(0.5 / 3.5)
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs" / "studies")

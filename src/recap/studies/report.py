@@ -70,44 +70,57 @@ def _scores(res: Mapping[str, Any], key: str, ids: Mapping[str, list[str]]) -> l
     return per[metric]
 
 
-def _domains(out: Path, arm: str, seed: int) -> list[dict[str, Any]]:
-    cfg = yaml.safe_load((run_dir(out, arm, seed) / "config.yaml").read_text())
-    return cfg["domains"]
+def _recipe(out: Path, arm: str, seed: int) -> dict[str, Any]:
+    return yaml.safe_load((run_dir(out, arm, seed) / "config.yaml").read_text())
 
 
-def exposure(rows: Sequence[Mapping[str, Any]], domains: Sequence[Mapping[str, Any]]
-             ) -> dict[str, Any]:
+def exposure(rows: Sequence[Mapping[str, Any]], domains: Sequence[Mapping[str, Any]],
+             apply: str = "loss") -> dict[str, Any]:
     """What one run trained on: prompts per domain and role, and per objective its mean weight
     (with its range over steps) and its mean share of the loss coefficients.
 
-    With loss = (1/K) sum_k lambda_k L_k the coefficient of objective k is lambda_k / K, so its
-    share is ``lambda_k / sum_j lambda_j`` (the objectives present that step). An RL objective
-    shared by several domains (``accuracy``) averages them, so a domain's share of the loss is
-    the sum, over the objectives it carries, of the objective's share divided by the number of
-    domains carrying it that step (``domain_loss_share``).
+    With loss = (1/K) sum_k lambda_k L_k (``apply="loss"``) the coefficient of objective k is
+    lambda_k / K, so its share is ``lambda_k / sum_j lambda_j`` over the objectives present that
+    step (carried by a sampled domain; an absent one has share 0). An RL objective shared by
+    several domains (``accuracy``) averages them, so a domain's share of the loss is the sum,
+    over the objectives it carries, of the objective's share divided by the number of domains
+    carrying it that step (``domain_loss_share``). With the weights on the rewards
+    (``apply="rewards"``) an RL domain's surrogate has coefficient 1 / (RL domains present) and
+    an SFT domain's its lambda; the domain shares are those coefficients normalised, and an
+    objective's share is its lambda over the present objectives' sum (a share of weight).
     """
     roles = {d["name"]: d["role"] for d in domains}
-    carries = {d["name"]: (list(d.get("rewards") or []) if d["mode"] == "rl"
+    modes = {d["name"]: d["mode"] for d in domains}
+    carries = {d["name"]: ([f"{d['name']}/{r}" if apply == "rewards" else r
+                            for r in d.get("rewards") or []] if d["mode"] == "rl"
                            else [f"sft:{d['name']}"]) for d in domains}
     prompts = {n: 0.0 for n in roles}
     lam: dict[str, list[float]] = {}
     share: dict[str, list[float]] = {}
     dom_share = {n: 0.0 for n in roles}
     for row in rows:
-        present = {n for n in roles if row.get(f"prompts/{n}", 0) > 0}
+        present = [n for n in roles if row.get(f"prompts/{n}", 0) > 0]
         for n in present:
             prompts[n] += row[f"prompts/{n}"]
         weights = {k.removeprefix("lambda/"): v for k, v in row.items()
                    if k.startswith("lambda/")}
-        total = sum(weights.values()) or 1.0
+        carried = {k: v for k, v in weights.items() if any(k in carries[n] for n in present)}
+        total = sum(carried.values()) or 1.0
         for k, v in weights.items():
             lam.setdefault(k, []).append(v)
-            share.setdefault(k, []).append(v / total)
+            share.setdefault(k, []).append(carried.get(k, 0.0) / total)
+        if apply == "rewards":
+            rl = [n for n in present if modes[n] == "rl"]
+            coef = {n: 1.0 / len(rl) if modes[n] == "rl" else weights.get(f"sft:{n}", 1.0)
+                    for n in present}
+            for n in present:
+                dom_share[n] += coef[n] / (sum(coef.values()) or 1.0)
+            continue
         for n in present:
             for k in carries[n]:
-                if k in weights:
+                if k in carried:
                     n_dom = sum(k in carries[m] for m in present)
-                    dom_share[n] += weights[k] / total / n_dom
+                    dom_share[n] += carried[k] / total / n_dom
     steps = max(1, len(rows))
     by_role = {r: sum(p for n, p in prompts.items() if roles[n] == r)
                for r in ("reasoning", "general")}
@@ -162,9 +175,11 @@ def collect(spec: StudySpec, out: str | Path) -> dict[str, Any]:
         mats[arm] = {k: np.asarray([_scores(e, k, ids) for e in evals]) for k in keys}
         parts, train_s = [], []
         for s in spec.seeds:
-            domains = _domains(out, arm, s)
+            recipe = _recipe(out, arm, s)
+            domains = recipe["domains"]
             targets |= {d["name"] for d in domains if d["role"] == "reasoning"}
-            parts.append(exposure(load_run_metrics(run_dir(out, arm, s)), domains))
+            apply = recipe.get("weighting", {}).get("apply", "loss")
+            parts.append(exposure(load_run_metrics(run_dir(out, arm, s)), domains, apply))
             done = run_dir(out, arm, s) / "study_run.json"
             train_s.append(json.loads(done.read_text()).get("train_s"))
         arms[arm] = {
