@@ -165,7 +165,9 @@ def run_study(spec: StudySpec, out: str | Path, jobs: int = 1, threads: int = 1,
     (out / "study.yaml").write_text(yaml.safe_dump(spec.model_dump(), sort_keys=False))
     todo = plan_jobs(spec, out)
     total = 1 + len(spec.arms) * len(spec.seeds)
-    echo(f"study {spec.name!r}: {len(spec.arms)} arms x {len(spec.seeds)} seeds + base; "
+    n_seeds = len(spec.seeds)
+    echo(f"study {spec.name!r}: {len(spec.arms)} arms x {n_seeds} "
+         f"seed{'s' * (n_seeds > 1)} + base; "
          f"{len(todo)} of {total} jobs to do, {jobs} at a time; eval {spec.eval.n} records per "
          f"task (suite {spec.eval.suite}, seed {spec.eval.seed})")
     t0 = time.perf_counter()
