@@ -1,5 +1,6 @@
 """Command-line options shared by the training and evaluation commands."""
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -41,3 +42,14 @@ def test_pretrain_passes_threads_to_the_recipe(monkeypatch, tmp_path):
     assert seen == [(2, True)]
     assert CliRunner().invoke(app, ["pretrain", "--threads", "0"]).exit_code == 2
     assert len(seen) == 1
+
+
+def test_a_missing_model_folder_is_a_clear_error(tmp_path):
+    from recap.models.policy import resolve_model_path
+
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "nonexistent")])
+    assert result.exit_code == 2
+    assert "no such folder" in result.output and "Traceback" not in result.output
+    with pytest.raises(FileNotFoundError, match="no config.json in it"):
+        resolve_model_path(tmp_path)  # a folder, but not a checkpoint
+    assert resolve_model_path("Qwen/Qwen2.5-VL-3B-Instruct") == "Qwen/Qwen2.5-VL-3B-Instruct"

@@ -88,7 +88,11 @@ def train_cmd(
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(f"run written to {train(cfg, resume=resume)}")
+    try:
+        typer.echo(f"run written to {train(cfg, resume=resume)}")
+    except (FileNotFoundError, FileExistsError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -135,8 +139,12 @@ def eval_(
     _set_threads(threads)
     from recap.evaluation.evaluator import eval_command, summary_lines
 
-    results = eval_command(checkpoint, suite, out, n_per_task=n, batch_size=batch_size,
-                           seed=seed, max_new_tokens=max_new_tokens, templates=template)
+    try:
+        results = eval_command(checkpoint, suite, out, n_per_task=n, batch_size=batch_size,
+                               seed=seed, max_new_tokens=max_new_tokens, templates=template)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
     for line in summary_lines(results):
         typer.echo(line)
     typer.echo(f"wrote {out} ({results['wall_s']:.1f} s)")

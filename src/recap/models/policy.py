@@ -423,7 +423,12 @@ BASE_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "base"
 
 
 def resolve_model_path(name_or_path: str | Path) -> str:
-    """``builtin:<name>`` -> the model shipped in ``recap/assets/<name>``; anything else as is."""
+    """``builtin:<name>`` -> the model shipped in ``recap/assets/<name>``; anything else as is.
+
+    A name that can only be a local folder (absolute, ``./``, ``../`` or ``~``, or an existing
+    path) must hold a checkpoint (``config.json``): a clear FileNotFoundError otherwise, instead
+    of the hub client's complaint about an invalid repository id.
+    """
     name = str(name_or_path)
     if name.startswith(BUILTIN_PREFIX):
         path = BASE_CHECKPOINT.parent / name.removeprefix(BUILTIN_PREFIX)
@@ -432,6 +437,13 @@ def resolve_model_path(name_or_path: str | Path) -> str:
                 f"{name}: no model at {path}; build it with `recap pretrain --out {path}`"
             )
         return str(path)
+    local = Path(name).expanduser()
+    if name.startswith(("/", "./", "../", "~")) or local.exists():
+        if not (local / "config.json").is_file():
+            what = "no such folder" if not local.exists() else "no config.json in it"
+            raise FileNotFoundError(f"model {name!r}: {what}; expected a checkpoint folder "
+                                    f"(save_pretrained), a hub id or builtin:base")
+        return str(local)
     return name
 
 
