@@ -50,6 +50,6 @@ def test_a_missing_model_folder_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(tmp_path / "nonexistent")])
     assert result.exit_code == 2
     assert "no such folder" in result.output and "Traceback" not in result.output
-    with pytest.raises(FileNotFoundError, match="no config.json in it"):
+    with pytest.raises(FileNotFoundError, match=r"no config\.json in it"):
         resolve_model_path(tmp_path)  # a folder, but not a checkpoint
     assert resolve_model_path("Qwen/Qwen2.5-VL-3B-Instruct") == "Qwen/Qwen2.5-VL-3B-Instruct"
