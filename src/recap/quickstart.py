@@ -184,7 +184,8 @@ def headline_table(result: Mapping[str, Any]) -> str:
     from rich.table import Table
 
     arms = list(result["arms"])
-    table = Table(title="Base vs arms (percent; [95 % interval]; change vs base in parentheses)")
+    table = Table(title="Base vs arms (percent; [95 % interval]; change vs base in parentheses, "
+                        "!x!: a general metric whose interval of change lies below 0)")
     for col in ("metric", "base", *arms):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for key in result["metrics"]:
