@@ -159,3 +159,10 @@ def test_resolved_recipe_round_trips_through_yaml(tmp_path):
     path = tmp_path / "resolved.yaml"
     path.write_text(cfg.to_yaml())
     assert load_config(path, []) == cfg
+
+
+def test_kl_none_turns_a_presets_kl_off_in_one_override():
+    cfg = load_config(None, ["kl=none"], preset="lwf")  # lwf: constant beta 0.01
+    assert cfg.kl.schedule == "none" and cfg.kl.beta == 0.0 and not cfg.uses_reference
+    msg = _error(_recipe(kl={"schedule": "none", "beta": 0.1}))
+    assert "kl=none" in msg  # the error says how to turn it off

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Mode = Literal["rl", "sft"]
 Role = Literal["reasoning", "general"]
@@ -242,7 +249,7 @@ class RunConfig(_Model):
     sampling: SamplingSpec = SamplingSpec()
     weighting: WeightingSpec = WeightingSpec()
     rl: RLSpec = RLSpec()
-    kl: KLSpec = KLSpec()
+    kl: KLSpec = KLSpec()  # ``kl: none`` (``--set kl=none``) is shorthand for no KL term
     restart: RestartSpec = RestartSpec()
     optim: OptimSpec = OptimSpec()
     train: TrainSpec = TrainSpec()
@@ -250,6 +257,12 @@ class RunConfig(_Model):
     eval: EvalSpec = EvalSpec()
     checkpoint: CheckpointSpec = CheckpointSpec()
     output_dir: str = Field("runs/recap", description="where metrics and checkpoints go")
+
+    @field_validator("kl", mode="before")
+    @classmethod
+    def _kl_off(cls, value: Any) -> Any:
+        """``kl: none`` turns the KL term off in one override, whatever a preset had set."""
+        return {"schedule": "none"} if value in ("none", "off", False) else value
 
     # ---- derived views -------------------------------------------------------------------
     @property
@@ -427,7 +440,8 @@ def _check_rl_kl(cfg: RunConfig) -> list[str]:
     has_rl = any(d.mode == "rl" for d in cfg.active_domains)
     kl = cfg.kl
     if kl.schedule == "none" and kl.beta != 0:
-        errs.append("kl.beta is set but kl.schedule=none; use schedule: constant")
+        errs.append("kl.beta is set but kl.schedule=none; use schedule: constant, or kl=none "
+                    "(--set kl=none) to turn the KL term off")
     if kl.schedule == "constant" and kl.beta <= 0:
         errs.append("kl.schedule=constant needs kl.beta > 0 (use schedule: none for no KL)")
     if kl.schedule == "grpo_d":
