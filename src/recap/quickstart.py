@@ -5,20 +5,21 @@ reasoning target, **counting asked with the think template** (``count_think``: r
 ``think_format`` + ``accuracy``), three ways, with the same steps, G, token budget, learning rate
 and seed:
 
-- ``reasoning-only``: GRPO on the target alone (seed 000 sec. 5.1, "Reasoning-only");
-- ``uniform``: the same GRPO with uniform replay of the general suite in seed 000's hybrid
+- ``reasoning-only``: GRPO on the target alone (the RECAP paper, "Beyond Reasoning Gains", sec.
+  5.1, "Reasoning-only");
+- ``uniform``: the same GRPO with uniform replay of the general suite in the RECAP paper's hybrid
   layout — count and exists (RL, ``answer_format`` + ``accuracy``), ground (RL,
   ``answer_format`` + ``iou``) and digits (SFT) on the ``answer`` template — equal weights;
-- ``recap``: uniform replay plus RECAP's dynamic objective weights (seed 000 sec. 4, eq. 1:
+- ``recap``: uniform replay plus RECAP's dynamic objective weights (the RECAP paper, sec. 4, eq. 1:
   W = 10, T = 5), reference KL off.
 
 Why this target: the base counts well with the answer template (~94 % on "how many objects")
 but has never reasoned its way to a count: asked with the think template it writes an
 arithmetic-style trace, keeps the format most of the time (~0.9 sampled, not saturated) and
 answers right ~25 % of the time (answers spread over 1-6, so no single guess passes for
-counting), so RL has a skill to find and a format reward that still moves (the dynamic of seed
-000 figs. 4 and 6). Visual arithmetic, the previous target, had its format at 1.0 from the first
-step and almost no latent skill to sharpen.
+counting), so RL has a skill to find and a format reward that still moves (the dynamic of the
+RECAP paper's figs. 4 and 6). Visual arithmetic, the previous target, had its format at 1.0 from
+the first step and almost no latent skill to sharpen.
 
 Budget (``budget``): ``total`` (default) gives every arm ``batch_size`` prompts per step, so
 replay takes slots from the target; ``equal`` gives every arm ``batch_size`` target prompts per
@@ -100,7 +101,7 @@ class QuickstartSettings:
 
 
 def _domains(pools: Mapping[str, int]) -> list[dict[str, Any]]:
-    """The reasoning target and the general suite in seed 000's hybrid layout."""
+    """The reasoning target and the general suite in the RECAP paper's hybrid layout."""
 
     def rl(name: str, source: str, role: str, template: str, rewards: list[str]
            ) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def _domains(pools: Mapping[str, int]) -> list[dict[str, Any]]:
 ARM_CHANGES: dict[str, dict[str, Any]] = {
     "reasoning-only": {"sampling": {"strategy": "reasoning_only"}, "weighting": {"name": "equal"}},
     "uniform": {"sampling": {"strategy": "uniform"}, "weighting": {"name": "equal"}},
-    # seed 000 sec. 4-5: uniform replay + RECAP (W = 10, T = 5), KL off
+    # the RECAP paper, sec. 4-5: uniform replay + RECAP eq. 1 (W = 10, T = 5), KL off
     "recap": {"sampling": {"strategy": "uniform"},
               "weighting": {"name": "recap", "window": 10, "temperature": 5.0}},
 }
