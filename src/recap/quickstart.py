@@ -86,6 +86,8 @@ class QuickstartSettings:
     batch_size: int = 8  # prompts per optimiser step (see budget)
     num_generations: int = 4  # G
     max_new_tokens: int = 64  # a counting trace is ~55 characters (tokens)
+    # 2e-4 so that reasoning-only's forgetting shows within 60 steps: in one-seed probes 1e-4
+    # reached about the same target accuracy (84 vs 88 %) with counting -4 instead of -16.
     lr: float = 2e-4
     budget: Literal["total", "equal"] = "total"
     eval_n: int = 200  # held-out records per evaluated task (standard error <= 3.5 points)

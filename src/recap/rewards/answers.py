@@ -185,6 +185,18 @@ def _math_timeout() -> int | None:
     return MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
+@functools.cache
+def _warm_up_math() -> None:
+    """One parse + comparison per process under a generous timeout: the first symbolic comparison
+    loads sympy's simplification machinery (~1 s here), which the 1 s timeout would cut and score
+    as wrong (it did, in a full test run on a large process)."""
+    from math_verify import parse, verify
+
+    t = None if _math_timeout() is None else 30 * MATH_TIMEOUT_S  # generous, not unbounded
+    verify(parse("$2\\sqrt{2}$", parsing_timeout=t), parse("$\\sqrt{8}$", parsing_timeout=t),
+           timeout_seconds=t)
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_gold_math(gold: str, timeout: int | None) -> list[Any]:
     from math_verify import parse
@@ -203,6 +215,7 @@ def match_math(answer: str, record: Record) -> bool:
         return _numbers_close(answer, record.answer, _tolerance(record))
     timeout = _math_timeout()
     try:
+        _warm_up_math()
         gold = _parse_gold_math(record.answer.strip(), timeout)
         predicted = parse(_as_latex(answer), parsing_timeout=timeout)
         if gold and predicted:
