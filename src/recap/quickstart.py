@@ -13,9 +13,10 @@ and seed:
 - ``recap``: uniform replay plus RECAP's dynamic objective weights (the RECAP paper, sec. 4, eq. 1:
   W = 10, T = 5), reference KL off.
 
-Why this target: the base counts well with the answer template (~94 % on "how many objects")
+Why this target (numbers from ``docs/results/quickstart/base_probe.py``, 500 held-out records):
+the base counts well with the answer template (94 % on "how many objects")
 but has never reasoned its way to a count: asked with the think template it writes an
-arithmetic-style trace, keeps the format most of the time (~0.9 sampled, not saturated) and
+arithmetic-style trace, keeps the format most of the time (0.84 sampled, not saturated) and
 answers right ~25 % of the time (answers spread over 1-6, so no single guess passes for
 counting), so RL has a skill to find and a format reward that still moves (the dynamic of the
 RECAP paper's figs. 4 and 6). Visual arithmetic, the previous target, had its format at 1.0 from
