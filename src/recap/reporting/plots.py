@@ -143,6 +143,18 @@ def _panels(n: int, ncols: int) -> tuple[plt.Figure, np.ndarray]:
     return plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
 
 
+def _step_axes(ax: plt.Axes, title: str, unit_interval: bool, ylabel: str | None = None) -> None:
+    """A curve panel's title, step axis, optional y label, [0, 1] limits for rewards, grid."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("step", fontsize=8)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
+    if unit_interval:
+        ax.set_ylim(-0.05, 1.05)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
 def _finish_grid(fig: plt.Figure, axes: np.ndarray, used: int, path: Path, title: str) -> Path:
     """Hide the unused panels, one legend for all panels on top, the title; save."""
     for ax in list(axes.flat)[used:]:
@@ -185,14 +197,7 @@ def curve_grid(
                 continue
             ax.plot(steps, vals, color=colors[run], alpha=0.25, lw=0.8)
             ax.plot(steps, moving_average(vals, window), color=colors[run], lw=1.8, label=run)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        if ylabel:
-            ax.set_ylabel(ylabel, fontsize=8)
-        if unit_interval:
-            ax.set_ylim(-0.05, 1.05)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
+        _step_axes(ax, key, unit_interval, ylabel)
     return _finish_grid(fig, axes, len(keys), path,
                         f"{title} (light: per step, dark: moving average over {window})")
 
@@ -223,12 +228,7 @@ def band_grid(
                 continue
             ax.fill_between(steps, lo, hi, color=colors[arm], alpha=0.2, lw=0)
             ax.plot(steps, mean, color=colors[arm], lw=1.6, label=arm)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        if key in unit_interval:
-            ax.set_ylim(-0.05, 1.05)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
+        _step_axes(ax, key, key in unit_interval)
     return _finish_grid(fig, axes, len(keys), path, title + (f" ({note})" if note else ""))
 
 

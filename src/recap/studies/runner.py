@@ -108,11 +108,9 @@ def _evaluate(spec: StudySpec, checkpoint: str, path: Path, progress: bool) -> f
 
 def _do_job(spec_data: dict[str, Any], out: str, job: Job, threads: int | None,
             progress: bool) -> dict[str, Any]:
-    """Train (if needed) and evaluate one job; runs in a worker process or in-process."""
-    if threads is not None:  # only ever in a worker process the study owns
-        import torch
+    """Train (if needed) and evaluate one job; runs in a worker process or in-process.
 
-        torch.set_num_threads(threads)
+    ``threads`` is only recorded (a worker's thread count is set by ``_init_worker``)."""
     from recap.training.checkpoint import latest_checkpoint
     from recap.training.trainer import train
 
