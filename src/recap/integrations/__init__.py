@@ -1,0 +1,1 @@
+"""Integrations of recap's pieces into other training libraries (``recap.integrations.trl``)."""

@@ -365,7 +365,7 @@ def decode_completions(tokenizer: PreTrainedTokenizerBase, ids: Tensor, mask: Te
     return tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
-def _placeholder_ids(config: Any) -> tuple[int, ...]:
+def placeholder_ids(config: Any) -> tuple[int, ...]:
     """Token ids that stand for image/video slots in a VLM's input (none for text models)."""
     ids = {getattr(config, name, None) for name in PLACEHOLDER_ATTRS}
     return tuple(sorted(i for i in ids if isinstance(i, int)))
@@ -465,21 +465,11 @@ def load_policy(name_or_path: str | Path, dtype: str | torch.dtype | None = None
     vision = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
     auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
     model = auto.from_pretrained(name, dtype=torch_dtype, attn_implementation="sdpa").to(device)
-    encoder = _build_encoder(name, model.config, vision)
-    tokenizer = encoder.tokenizer
-
-    hub_config = model.generation_config
-    end_id = end_of_turn_id(tokenizer)
-    hub_eos = hub_config.eos_token_id
-    hub_eos = [] if hub_eos is None else [hub_eos] if isinstance(hub_eos, int) else list(hub_eos)
-    stop_ids = tuple(sorted({end_id, *hub_eos} | (
-        {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
+    policy = policy_from_model(model, name)
     # Sampling settings belong to Policy.generate; the checkpoint's (temperature, top_k,
     # repetition penalty ...) would otherwise fill every knob generate() leaves unset.
-    model.generation_config = GenerationConfig(eos_token_id=list(stop_ids), pad_token_id=pad_id)
-
-    base = model
+    model.generation_config = GenerationConfig(eos_token_id=list(policy.stop_ids),
+                                               pad_token_id=policy.pad_id)
     if gradient_checkpointing:
         # non-reentrant checkpointing works with frozen inputs (LoRA) without extra hooks
         enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
@@ -489,7 +479,29 @@ def load_policy(name_or_path: str | Path, dtype: str | torch.dtype | None = None
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora is not None:
-        model = _apply_lora(model, lora)
+        policy = replace(policy, model=_apply_lora(model, lora))
+    return policy
+
+
+def policy_from_model(model: PreTrainedModel, name_or_path: str | Path) -> Policy:
+    """A Policy around a model that is already built (e.g. the one a TRL trainer holds).
+
+    The chat encoder (processor or tokenizer) is loaded from ``name_or_path``; the model and its
+    generation config are used as they are.
+    """
+    name = resolve_model_path(name_or_path)
+    config = AutoConfig.from_pretrained(name)
+    vision = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+    encoder = _build_encoder(name, model.config, vision)
+    tokenizer = encoder.tokenizer
+    hub_config = model.generation_config
+    end_id = end_of_turn_id(tokenizer)
+    hub_eos = hub_config.eos_token_id
+    hub_eos = [] if hub_eos is None else [hub_eos] if isinstance(hub_eos, int) else list(hub_eos)
+    stop_ids = tuple(sorted({end_id, *hub_eos} | (
+        {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return Policy(
         model=model,
         encoder=encoder,
@@ -497,7 +509,7 @@ def load_policy(name_or_path: str | Path, dtype: str | torch.dtype | None = None
         stop_ids=stop_ids,
         end_id=end_id,
         pad_id=pad_id,
-        banned_ids=_placeholder_ids(model.config),
+        banned_ids=placeholder_ids(model.config),
         hub_generation_config=hub_config,
         _mrope=any(hasattr(m, "get_rope_index") for m in base.modules()),
         _logits_to_keep="logits_to_keep" in inspect.signature(base.forward).parameters,
