@@ -83,9 +83,12 @@ def replay_data(recipe: RunConfig | str | Path, overrides: Sequence[str] = (),
     while len(rows) < total:
         for name, records in sampler.next_batch().items():
             rows += [_row(r, spec[name]) for r in records]
+    rows = rows[:total]
+    if not any(row["images"] for row in rows):  # text-only: TRL's text path
+        rows = [{k: v for k, v in row.items() if k != "images"} for row in rows]
     return ReplayData(
         config=cfg,
-        dataset=Dataset.from_list(rows[:total]),
+        dataset=Dataset.from_list(rows),
         reward_funcs=[domain_reward(d.name, r) for d in rl for r in d.rewards],
         sft={d.name: (pools[d.name], d.template) for d in cfg.active_domains if d.mode == "sft"},
         objectives=cfg.objective_names,

@@ -15,10 +15,13 @@ what an uninterrupted one would.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from trl import GRPOTrainer
 
 from recap.integrations.trl.callback import RecapRewardWeights
@@ -27,6 +30,8 @@ from recap.models.policy import policy_from_model
 from recap.tasks.prompts import render_prompt, render_target
 from recap.training.sampler import DomainSampler
 from recap.weighting import Weighting
+
+logger = logging.getLogger(__name__)
 
 
 class RecapGRPOTrainer(GRPOTrainer):
@@ -79,6 +84,29 @@ class RecapGRPOTrainer(GRPOTrainer):
         self.recap.observe_sft(losses, accuracies)
         # TRL divides its loss by the accumulation steps inside compute_loss; the SFT term follows.
         return loss + total / self.current_gradient_accumulation_steps
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """Reload the checkpoint's weights, also for models whose keys ``save_pretrained``
+        renames (Qwen2(.5)-VL, ``builtin:base``).
+
+        transformers' Trainer reads a checkpoint back with ``load_state_dict(strict=False)``,
+        without the key mapping ``from_pretrained`` applies, so such a model silently resumes
+        from its initial weights (huggingface/transformers#43701, open in 5.24). Here the
+        weights are read back through ``from_pretrained`` when the saved keys do not match.
+        """
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        target = self.accelerator.unwrap_model(model if model is not None else self.model)
+        weights = Path(resume_from_checkpoint) / "model.safetensors"
+        if not weights.is_file() or hasattr(target, "peft_config"):
+            return  # sharded, FSDP/DeepSpeed and adapter checkpoints: left to transformers
+        with safe_open(str(weights), "pt") as f:
+            saved = set(f.keys())
+        if saved == set(target.state_dict()):
+            return
+        loaded = type(target).from_pretrained(resume_from_checkpoint, dtype=target.dtype)
+        target.load_state_dict(loaded.state_dict())
+        logger.info("recap: reloaded %s through from_pretrained's key mapping",
+                    resume_from_checkpoint)
 
     def _sft_batch(self) -> dict[str, list[Any]]:
         """The SFT records of this micro-batch: draw ``global_step * accum + micro`` of the
