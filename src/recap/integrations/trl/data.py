@@ -45,6 +45,10 @@ class ReplayData:
         reward_funcs: one TRL reward function per RL objective, in ``objectives`` order.
         sft: SFT domain name -> (its records, its template).
         objectives: the weighting's objectives: ``<domain>/<reward>``, then ``sft:<domain>``.
+        prompts_per_step: unique prompts per draw when every draw has as many (``batch_per``
+            ``total`` or ``reasoning``, or one RL domain): ``GRPOConfig``'s
+            ``per_device_train_batch_size`` is this times ``num_generations``; None when the
+            count varies, and TRL's fixed-size steps then cut across draws.
     """
 
     config: RunConfig
@@ -52,15 +56,15 @@ class ReplayData:
     reward_funcs: list[Callable[..., list[float | None]]]
     sft: dict[str, tuple[list[Record], str]]
     objectives: list[str]
+    prompts_per_step: int | None
 
 
-def replay_data(recipe: RunConfig | str | Path, overrides: Sequence[str] = (),
-                num_prompts: int | None = None) -> ReplayData:
+def replay_data(recipe: RunConfig | str | Path, overrides: Sequence[str] = ()) -> ReplayData:
     """Build TRL inputs from a recipe (a ``RunConfig`` or a YAML path, with ``--set`` overrides).
 
-    ``num_prompts`` is the dataset length; by default enough for ``train.steps`` steps of
-    ``train.batch_size`` prompts per RL domain draw. Built-in records are generated exactly as
-    ``recap train`` generates them (same seed), file sources are read by recap's loaders.
+    The dataset holds ``train.steps x train.grad_accum`` draws of recap's sampler. Built-in
+    records are generated exactly as ``recap train`` generates them (same seed); file sources are
+    read by recap's loaders.
     """
     cfg = recipe if isinstance(recipe, RunConfig) else load_config(recipe, list(overrides))
     if cfg.weighting.apply != "rewards":  # TRL's weights act on the rewards (RECAP authors' code)
@@ -77,13 +81,12 @@ def replay_data(recipe: RunConfig | str | Path, overrides: Sequence[str] = (),
         batch_size=cfg.train.batch_size, batch_per=cfg.train.batch_per, seed=cfg.train.seed,
         weights={d.name: d.weight for d in rl if d.weight is not None} or None,
         coreset_ratio=cfg.sampling.coreset_ratio)
-    total = num_prompts or cfg.train.steps * cfg.train.batch_size * cfg.train.grad_accum
     rows: list[dict[str, Any]] = []
-    spec = {d.name: d for d in rl}
-    while len(rows) < total:
-        for name, records in sampler.next_batch().items():
-            rows += [_row(r, spec[name]) for r in records]
-    rows = rows[:total]
+    spec, counts = {d.name: d for d in rl}, set()
+    for _ in range(cfg.train.steps * cfg.train.grad_accum):  # one draw per recap micro-batch
+        batch = sampler.next_batch()
+        counts.add(sum(len(records) for records in batch.values()))
+        rows += [_row(r, spec[name]) for name, records in batch.items() for r in records]
     if not any(row["images"] for row in rows):  # text-only: TRL's text path
         rows = [{k: v for k, v in row.items() if k != "images"} for row in rows]
     return ReplayData(
@@ -92,6 +95,7 @@ def replay_data(recipe: RunConfig | str | Path, overrides: Sequence[str] = (),
         reward_funcs=[domain_reward(d.name, r) for d in rl for r in d.rewards],
         sft={d.name: (pools[d.name], d.template) for d in cfg.active_domains if d.mode == "sft"},
         objectives=cfg.objective_names,
+        prompts_per_step=counts.pop() if len(counts) == 1 else None,
     )
 
 
