@@ -43,7 +43,8 @@ def _args(out, steps=4, **kw):
                       max_completion_length=24, max_steps=steps, learning_rate=2e-4, beta=0.0,
                       shuffle_dataset=False, logging_steps=1, report_to=[], use_cpu=True, seed=0,
                       generation_kwargs=generation_kwargs(path), disable_tqdm=True,
-                      save_strategy="steps", save_steps=2, **kw)
+                      save_strategy="steps", save_steps=2, bf16=False,
+                      gradient_checkpointing=False, **kw)
 
 
 class Recorder(TrainerCallback):
@@ -259,7 +260,8 @@ def test_text_only_causal_lm(text_recipe, tmp_path):
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=2,
                       max_completion_length=12, max_steps=3, learning_rate=1e-3, beta=0.0,
                       shuffle_dataset=False, logging_steps=1, report_to=[], use_cpu=True,
-                      seed=0, disable_tqdm=True, save_strategy="no")
+                      seed=0, disable_tqdm=True, save_strategy="no", bf16=False,
+                      gradient_checkpointing=False)
     trainer = RecapGRPOTrainer(model=str(text_recipe / "lm"),
                                processing_class=load_processor(text_recipe / "lm"),
                                args=args, replay=data)

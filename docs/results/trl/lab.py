@@ -50,9 +50,10 @@ def train(arm: str, seed: int, steps: int, out: Path) -> None:
     run = out / f"{arm}-seed{seed}"
     args = GRPOConfig(
         output_dir=str(run), per_device_train_batch_size=prompts * 4, num_generations=4,
-        max_completion_length=64, max_steps=steps, learning_rate=2e-4, warmup_ratio=0.1,
+        max_completion_length=64, max_steps=steps, learning_rate=2e-4, warmup_steps=0.1,
         lr_scheduler_type="linear", max_grad_norm=1.0, beta=0.0, loss_type="grpo",
         shuffle_dataset=False, logging_steps=1, report_to=[], use_cpu=True, seed=seed,
+        gradient_checkpointing=False, bf16=False,  # both default to True in GRPOConfig
         generation_kwargs=generation_kwargs(path), save_strategy="no", disable_tqdm=True)
     kwargs = {"model": path, "processing_class": load_processor(path), "args": args}
     if arm == "trl-alone":
