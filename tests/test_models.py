@@ -361,3 +361,41 @@ def test_generic_processor_vlm_llava(llava_dir):
         assert (policy.completion_logprobs(gen) - gen.logprobs).abs().max() < 1e-4
     loss, _ = policy.sft_loss(records, _prompts(records), ["<answer>3</answer>"] * 3)
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("model", ["tiny", "text_lm", "lora"])
+def test_chunked_logprobs_equal_full_logits(model, tiny_dir, text_lm_dir, monkeypatch):
+    """The chunked, checkpointed log-probs (never [N, L, V] logits) equal the full-logits path:
+    values, token accuracy and every parameter's gradient (float32), with several chunks."""
+    import recap.models.policy as policy_module
+
+    path = {"tiny": tiny_dir, "text_lm": text_lm_dir, "lora": tiny_dir}[model]
+    pol = load_policy(path, lora=LoraSpec(r=4) if model == "lora" else None)
+    assert policy_module._body_and_head(pol.model) is not None
+    records = _records() if model != "text_lm" else _records()[2:]
+    torch.manual_seed(3)
+    gen = pol.generate(records, _prompts(records), num_samples=2, max_new_tokens=12)
+    pol.model.eval()
+    params = [p for p in pol.model.parameters() if p.requires_grad]
+
+    def run():
+        logp = pol.completion_logprobs(gen)
+        return logp.detach(), torch.autograd.grad(logp.sum(), params, allow_unused=True)
+
+    monkeypatch.setattr(policy_module, "LOGIT_CHUNK_BYTES", 4 * len(pol.tokenizer) * 5)
+    chunked, chunked_grads = run()  # 5 tokens per chunk
+    monkeypatch.setattr(policy_module, "_body_and_head", lambda m: None)
+    full, full_grads = run()
+    assert chunked.shape == full.shape and (chunked[gen.completion_mask == 0] == 0).all()
+    assert torch.allclose(chunked, full, atol=1e-5, rtol=0)
+    for a, b in zip(chunked_grads, full_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    targets = ["<answer>3</answer>", "x", "<answer>5</answer>"][-len(records):]
+    prompts = _prompts(records)
+    monkeypatch.undo()
+    loss_c, acc_c = pol.sft_loss(records, prompts, targets)
+    monkeypatch.setattr(policy_module, "_body_and_head", lambda m: None)
+    loss_f, acc_f = pol.sft_loss(records, prompts, targets)
+    assert abs(float(loss_c) - float(loss_f)) < 1e-5 and float(acc_c) == float(acc_f)

@@ -307,3 +307,21 @@ def test_latest_checkpoint_ignores_partial_directories(tmp_path):
     # step-000011 has no state file (not written by save_checkpoint); .tmp-* is never final
     assert latest_checkpoint(tmp_path).name == "step-000010"  # numeric, not lexical, order
     assert latest_checkpoint(tmp_path / "nothing") is None
+
+
+@pytest.mark.parametrize("updates", [1, 2])
+def test_several_updates_per_batch_of_rollouts(updates, tiny, tmp_path):
+    """mu updates: mu optimiser steps on one batch of rollouts with pi_old fixed, so the ratio
+    leaves 1 and the clip acts from the second update on; lambda is updated once per batch."""
+    out = tmp_path / f"mu{updates}"
+    cfg = load_config(None, [*tiny_overrides(tiny, out, "recap", steps=1), *LETTERS,
+                             f"rl.updates={updates}", "optim.lr=0.05", "optim.warmup_fraction=0",
+                             "rl.max_new_tokens=16", "checkpoint.every=1"], preset="recap")
+    train(cfg)
+    ckpt = out / "checkpoints" / "step-000001"
+    state = torch.load(ckpt / "optimizer.bin", weights_only=False)["state"]
+    assert {float(s["step"]) for s in state.values()} == {float(updates)}
+    history = json.loads((ckpt / "trainer_state.json").read_text())["weighting"]["history"]
+    assert {len(h) for h in history.values() if h} == {1}  # one signal per batch, not per update
+    clip = rows(out)[-1]["clip_frac"]
+    assert clip == 0.0 if updates == 1 else clip > 0.0

@@ -168,6 +168,9 @@ class RLSpec(_Model):
         "sequence", description="per-token loss reduction: sequence (GRPO: mean per sequence, "
         "then over sequences), token (DAPO; the RECAP authors' code), constant (Dr. GRPO: "
         "divided by rows x max_new_tokens)")
+    updates: int = Field(
+        1, ge=1, description="mu: optimiser updates per batch of rollouts, pi_old fixed to the "
+        "sampling policy (GRPO paper, Alg. 1); > 1 lets the ratio clip act")
 
 
 class KLSpec(_Model):

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -235,8 +236,8 @@ class Policy:
         Differentiable when grad is enabled. In eval mode (no dropout) it equals
         ``gen.logprobs`` up to float round-off.
         """
-        logits = self._completion_logits(gen.prompt, gen.completion_ids, gen.completion_mask)
-        return -self._token_nll(logits, gen.completion_ids) * gen.completion_mask
+        logp, _ = self._token_logprobs(gen.prompt, gen.completion_ids, gen.completion_mask)
+        return logp
 
     def target_logprobs(self, records: Sequence[Record], prompts: Sequence[str],
                         targets: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
@@ -248,9 +249,8 @@ class Policy:
         prompt = self.encode(records, prompts)
         ids, mask = encode_targets(self.tokenizer, targets, self.end_id, self.pad_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
-        logits = self._completion_logits(prompt, ids, mask)  # [B, L, V]
-        correct = (self._allowed(logits.detach()).argmax(-1) == ids).long() * mask
-        return -self._token_nll(logits, ids) * mask, mask, correct
+        logp, correct = self._token_logprobs(prompt, ids, mask)
+        return logp, mask, correct.long() * mask
 
     def sft_loss(self, records: Sequence[Record], prompts: Sequence[str],
                  targets: Sequence[str]) -> tuple[Tensor, Tensor]:
@@ -291,9 +291,44 @@ class Policy:
             image_processor.save_pretrained(out)
         return out
 
+    def _token_logprobs(self, prompt: PromptBatch, ids: Tensor, mask: Tensor
+                        ) -> tuple[Tensor, Tensor]:
+        """``log pi(ids)`` and ``argmax == ids`` per completion token ([N, L], 0 where masked).
+
+        Never holds the [N, L, V] logits: the body's last hidden states go through the output
+        layer a chunk of tokens at a time (:func:`token_logprobs`), and with grad enabled each
+        chunk's logits are recomputed in the backward instead of kept. At Qwen2.5-VL's 151,936
+        tokens one float32 logits tensor of 64 rows x 1,024 tokens is ~40 GB. Models whose
+        logits are not ``lm_head(last hidden state)`` take the full-logits path.
+        """
+        split = _body_and_head(self.model)
+        if split is None:
+            logits = self._completion_logits(prompt, ids, mask)
+            allowed = self._allowed(logits)
+            logp = -F.cross_entropy(allowed.transpose(1, 2), ids, reduction="none")
+            return logp * mask, (allowed.detach().argmax(-1) == ids) & mask.bool()
+        body, head = split
+        hidden = self._completion_inputs_forward(body, prompt, ids, mask).last_hidden_state
+        keep = mask.bool()
+        logp, correct = token_logprobs(hidden[:, -(ids.shape[1] + 1):-1][keep], head, ids[keep],
+                                       self.banned_ids)
+        full = torch.zeros(mask.shape, dtype=logp.dtype, device=logp.device)
+        hits = torch.zeros(mask.shape, dtype=torch.bool, device=logp.device)
+        return full.masked_scatter(keep, logp), hits.masked_scatter(keep, correct)
+
     def _completion_logits(self, prompt: PromptBatch, completion_ids: Tensor,
                            completion_mask: Tensor) -> Tensor:
         """Logits predicting each completion token: [N, L, V] from ``[prompt | completion]``."""
+        length = completion_ids.shape[1]
+        out = self._completion_inputs_forward(self.model, prompt, completion_ids, completion_mask,
+                                              logits_to_keep=length + 1)
+        return out.logits[:, -(length + 1):-1]  # [N, L, V]
+
+    def _completion_inputs_forward(self, module: torch.nn.Module, prompt: PromptBatch,
+                                   completion_ids: Tensor, completion_mask: Tensor,
+                                   logits_to_keep: int | None = None) -> Any:
+        """``module`` (the model, or its body without the output layer) on
+        ``[prompt | completion]`` with the positions ``generate`` used."""
         n, length = completion_ids.shape
         ids = torch.cat([prompt.input_ids, completion_ids], 1)  # [N, P+L]
         mask = torch.cat([prompt.attention_mask, completion_mask.to(prompt.attention_mask)], 1)
@@ -305,23 +340,81 @@ class Policy:
             # The positions generate() uses (RoPE would not mind a per-row shift, absolute
             # position embeddings would); mRoPE models derive theirs from the image grid.
             kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0) * mask  # [N, P+L]
-        if self._logits_to_keep:
-            kwargs["logits_to_keep"] = length + 1
-        out = self.model(input_ids=ids, attention_mask=mask, use_cache=False,
-                         **kwargs, **prompt.vision)
-        return out.logits[:, -(length + 1):-1]  # [N, L, V]
+        if self._logits_to_keep and logits_to_keep is not None:
+            kwargs["logits_to_keep"] = logits_to_keep
+        return module(input_ids=ids, attention_mask=mask, use_cache=False,
+                      **kwargs, **prompt.vision)
 
     def _allowed(self, logits: Tensor) -> Tensor:
         """``logits`` in float32 with the banned (vision placeholder) tokens at -inf."""
-        logits = logits.float()
-        if not self.banned_ids:
-            return logits
-        banned = torch.tensor(self.banned_ids, device=logits.device)
-        return logits.index_fill(-1, banned, float("-inf"))
+        return _banned_to_neg_inf(logits.float(), self.banned_ids)
 
-    def _token_nll(self, logits: Tensor, ids: Tensor) -> Tensor:
-        """-log pi(ids) per token from [N, L, V] logits: [N, L] (float32)."""
-        return F.cross_entropy(self._allowed(logits).transpose(1, 2), ids, reduction="none")
+
+# Float32 logits one chunk of ``token_logprobs`` may hold (its gradient doubles it in backward).
+LOGIT_CHUNK_BYTES = 64 * 2**20
+# Config attributes of model families whose logits are more than lm_head(hidden): softcapping,
+# a logit scale; they keep the full-logits path.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
+    """(body returning ``last_hidden_state``, output layer) of a HF model, or None.
+
+    Transformers' causal-LM and image-text classes compute ``logits = lm_head(body(...)[0])``
+    with the body at ``.model`` (peft keeps that layout under ``get_base_model()``, with the
+    adapters injected in place).
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(base, "model", None)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    config = getattr(base, "config", None)
+    configs = [config, getattr(config, "text_config", None)]
+    if any(getattr(c, a, None) for c in configs for a in _LOGIT_TRANSFORMS):
+        return None
+    if not isinstance(body, torch.nn.Module) or not isinstance(head, torch.nn.Linear):
+        return None
+    return body, head
+
+
+def token_logprobs(hidden: Tensor, head: torch.nn.Linear, ids: Tensor,
+                   banned_ids: Sequence[int] = (), chunk_bytes: int | None = None
+                   ) -> tuple[Tensor, Tensor]:
+    """``log softmax(head(hidden))[ids]`` and ``argmax == ids`` for T tokens ([T, H] -> [T]).
+
+    Works a chunk of tokens at a time so that at most ``chunk_bytes`` of float32 logits exist
+    at once; with grad enabled each chunk is checkpointed (its logits are recomputed in the
+    backward rather than stored), so memory does not grow with the vocabulary x tokens. Banned
+    ids get probability 0 (their logits at -inf), as everywhere in the Policy.
+    """
+    chunk = max(1, (chunk_bytes or LOGIT_CHUNK_BYTES) // (4 * head.out_features))
+    banned = tuple(banned_ids)
+    logps, hits = [], []
+    for start in range(0, hidden.shape[0], chunk):
+        h, t = hidden[start:start + chunk], ids[start:start + chunk]
+        if torch.is_grad_enabled() and (h.requires_grad or head.weight.requires_grad):
+            lp, hit = checkpoint(_chunk_logprobs, h, t, head.weight, head.bias, banned,
+                                 use_reentrant=False)
+        else:
+            lp, hit = _chunk_logprobs(h, t, head.weight, head.bias, banned)
+        logps.append(lp)
+        hits.append(hit)
+    if not logps:
+        return hidden.new_zeros(0, dtype=torch.float32), ids.new_zeros(0, dtype=torch.bool)
+    return torch.cat(logps), torch.cat(hits)
+
+
+def _chunk_logprobs(hidden: Tensor, ids: Tensor, weight: Tensor, bias: Tensor | None,
+                    banned: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    logits = _banned_to_neg_inf(F.linear(hidden, weight, bias).float(), banned)  # [t, V]
+    logp = logits.gather(-1, ids[:, None]).squeeze(-1) - logits.logsumexp(-1)
+    return logp, logits.detach().argmax(-1) == ids
+
+
+def _banned_to_neg_inf(logits: Tensor, banned: Sequence[int]) -> Tensor:
+    if not banned:
+        return logits
+    index = torch.tensor(tuple(banned), device=logits.device)
+    return logits.index_fill(-1, index, float("-inf"))
 
 
 class SampledLogprobs(LogitsProcessor):

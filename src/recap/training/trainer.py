@@ -11,8 +11,10 @@ Deliberate choices:
 - sequence aggregation by default as in seed 002 app. A: per-sequence token mean, then mean over
   the G samples and the B prompts; ``rl.loss_aggregation`` offers token (DAPO) and constant
   (Dr. GRPO) aggregation (``grpo.aggregate``);
-- one update per batch of rollouts, so pi_old is the sampling policy and the ratio is 1 up to
-  float round-off (seed 002 app. A); the clipping math is kept for multi-update use;
+- ``rl.updates`` (mu, GRPO paper Alg. 1) optimiser updates per batch of rollouts, pi_old fixed
+  to the sampling policy; with the default mu = 1 the ratio is 1 up to float round-off (seed 002
+  app. A) and the clip never acts. lambda is computed once per batch (first update) and the
+  learning-rate schedule advances once per batch;
 - the KL term is added once, unweighted, next to the weighted objectives (objectives.py);
 - with ``grad_accum > 1`` lambda is computed once per step from all micro-batches' signals, which
   costs one extra no-grad forward of the SFT micro-batches (their token accuracy is needed first);
@@ -219,8 +221,12 @@ def _train_step(run: _Run) -> dict[str, Any]:
     beta = run.kl.beta(step)
     micro = [_collect(run, run.sampler.next_batch()) for _ in range(cfg.train.grad_accum)]
     t_rollout = time.perf_counter() - t0
-    lambdas, signals, terms, ok, t_weight = _weighted_backward(run, micro, beta)
-    grad_norm = _optimizer_step(run, ok)
+    t_weight = 0.0
+    for update in range(cfg.rl.updates):  # pi_old stays the sampling policy (gen.logprobs)
+        lambdas, signals, terms, ok, seconds, micro = _weighted_backward(
+            run, micro, beta, first=update == 0)
+        grad_norm = _optimizer_step(run, ok)
+        t_weight += seconds
     row = {"step": step + 1, "lr": run.scheduler.get_last_lr()[0], "beta": beta,
            "grad_norm": grad_norm, "skipped": run.skipped, "restarts": run.restarts}
     with warnings.catch_warnings():  # the schedule follows the step count, skipped or not
@@ -238,15 +244,17 @@ def _train_step(run: _Run) -> dict[str, Any]:
     return row
 
 
-def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float) -> tuple[
-        dict[str, float], dict[str, float], list[tuple[str, Any]], bool, float]:
-    """Signals -> lambda (once per step), then backward of the weighted loss + beta * KL per
-    micro-batch.
+def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float, first: bool = True
+                       ) -> tuple[dict[str, float], dict[str, float], list[tuple[str, Any]], bool,
+                                  float, list[MicroBatch]]:
+    """Signals -> lambda (on the ``first`` update of a batch of rollouts), then backward of the
+    weighted loss + beta * KL per micro-batch.
 
     The weighting is fed what it declares it consumes (``Weighting.consumes``; module
     :mod:`recap.training.objectives`). With ``weighting.apply: rewards`` the RL weights come first
     (from this step's rewards) and set the advantages; the SFT weights follow the forward.
-    Returns ``(lambda, signals, loss terms to log, all losses finite, seconds in weighting)``.
+    Returns ``(lambda, signals, loss terms to log, all losses finite, seconds in weighting,
+    the micro-batches as used: with their reward-weighted advantages, for later updates)``.
     """
     acc, weighting = run.acc, run.weighting
     consumes, on_rewards = weighting.consumes, run.cfg.weighting.apply == "rewards"
@@ -258,10 +266,11 @@ def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float) -> tuple
     if run.cfg.weighting.signal == "deficit":  # RECAP eq1/paper ablation
         rl_values = deficits
     signals: dict[str, float] = dict(rl_values)
-    if on_rewards:  # the GRPO path: weights first, then the advantages they shape
+    lambdas = weighting.weights  # later updates of the same rollouts keep the batch's lambda
+    if on_rewards and first:  # the GRPO path: weights first, then the advantages they shape
         lambdas = weighting.update(rl_values)
         micro = [_weigh_rewards(mb, lambdas, run.cfg.rl.std_eps) for mb in micro]
-    sft_pairs = _sft_values(run.policy, micro, consumes) if len(micro) > 1 else []
+    sft_pairs = _sft_values(run.policy, micro, consumes) if len(micro) > 1 and first else []
     terms: list[tuple[str, Any]] = []
     t_weight, ok = time.perf_counter() - tw, True
     for m, mb in enumerate(micro):
@@ -283,9 +292,9 @@ def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float) -> tuple
                 if run.cfg.weighting.signal == "deficit":
                     sft = {k: 1.0 - v for k, v in sft.items()}
                 signals |= sft
-                if not on_rewards:
+                if first and not on_rewards:
                     lambdas = weighting.update(signals)
-                elif sft:  # the SFT path
+                elif first and sft:  # the SFT path
                     lambdas = weighting.update(sft)
             loss = _combine(weighting, losses, on_rewards)
             run.combined_once = True
@@ -300,7 +309,7 @@ def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float) -> tuple
             terms.append(("kl", out["kl"].detach()))
         if out["clip_frac"] is not None:
             terms.append(("clip_frac", out["clip_frac"]))
-    return lambdas, signals, terms, ok, t_weight
+    return lambdas, signals, terms, ok, t_weight, micro
 
 
 def _combine(weighting: Weighting, losses: dict[str, torch.Tensor],
