@@ -236,7 +236,8 @@ class Policy:
         Differentiable when grad is enabled. In eval mode (no dropout) it equals
         ``gen.logprobs`` up to float round-off.
         """
-        logp, _ = self._token_logprobs(gen.prompt, gen.completion_ids, gen.completion_mask)
+        logp, _ = self._token_logprobs(gen.prompt, gen.completion_ids, gen.completion_mask,
+                                       groups=gen.prompt_index)
         return logp
 
     def target_logprobs(self, records: Sequence[Record], prompts: Sequence[str],
@@ -291,8 +292,8 @@ class Policy:
             image_processor.save_pretrained(out)
         return out
 
-    def _token_logprobs(self, prompt: PromptBatch, ids: Tensor, mask: Tensor
-                        ) -> tuple[Tensor, Tensor]:
+    def _token_logprobs(self, prompt: PromptBatch, ids: Tensor, mask: Tensor,
+                        groups: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``log pi(ids)`` and ``argmax == ids`` per completion token ([N, L], 0 where masked).
 
         Never holds the [N, L, V] logits: the body's last hidden states go through the output
@@ -308,13 +309,55 @@ class Policy:
             logp = -F.cross_entropy(allowed.transpose(1, 2), ids, reduction="none")
             return logp * mask, (allowed.detach().argmax(-1) == ids) & mask.bool()
         body, head = split
-        hidden = self._completion_inputs_forward(body, prompt, ids, mask).last_hidden_state
+        if groups is not None and int(groups.unique().numel()) < len(groups):
+            hidden = self._shared_prefix_hidden(body, prompt, ids, mask, groups)
+        else:
+            out = self._completion_inputs_forward(body, prompt, ids, mask)
+            hidden = out.last_hidden_state[:, -(ids.shape[1] + 1):-1]  # predicts each token
         keep = mask.bool()
-        logp, correct = token_logprobs(hidden[:, -(ids.shape[1] + 1):-1][keep], head, ids[keep],
-                                       self.banned_ids)
+        logp, correct = token_logprobs(hidden[keep], head, ids[keep], self.banned_ids)
         full = torch.zeros(mask.shape, dtype=logp.dtype, device=logp.device)
         hits = torch.zeros(mask.shape, dtype=torch.bool, device=logp.device)
         return full.masked_scatter(keep, logp), hits.masked_scatter(keep, correct)
+
+    def _shared_prefix_hidden(self, body: torch.nn.Module, prompt: PromptBatch, ids: Tensor,
+                              mask: Tensor, groups: Tensor) -> Tensor:
+        """Hidden states predicting each completion token ([N, L, H]), each prompt (and its
+        images) encoded once for all rows that share it.
+
+        The prompts' keys and values are computed once, repeated for their rows, and the
+        completions attend to them (the idea of "Prefix Grouper", 2025); gradients flow through
+        the shared keys and values into the prompt's computation, so values and gradients equal
+        the row-by-row forward up to float round-off (tests/test_models.py). The first
+        completion token is predicted from the prompt's last position.
+        """
+        first: dict[int, int] = {}
+        for row, g in enumerate(groups.tolist()):
+            first.setdefault(g, row)
+        unique = list(first.values())  # one row per prompt
+        inverse = torch.tensor([unique.index(first[g]) for g in groups.tolist()],
+                               device=ids.device)
+        shared = prompt.select(unique)
+        kwargs: dict[str, Any] = dict(shared.token_inputs)
+        mrope = self._mrope and len(shared.vision)
+        if not mrope:
+            m = shared.attention_mask
+            kwargs["position_ids"] = (m.cumsum(-1) - 1).clamp(min=0) * m
+        out = body(input_ids=shared.input_ids, attention_mask=shared.attention_mask,
+                   use_cache=True, **kwargs, **shared.vision)
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        cache.batch_select_indices(inverse)  # [B, ...] -> [N, ...], differentiable indexing
+        full = torch.cat([prompt.attention_mask, mask.to(prompt.attention_mask)], 1)
+        positions = ((full.cumsum(-1) - 1).clamp(min=0) * full)[:, -ids.shape[1]:]  # [N, L]
+        if mrope:  # text positions after the image grid: offset by the prompt's rope delta
+            delta = body.rope_deltas.index_select(0, inverse)  # [N, 1], set by the prompt pass
+            positions = positions[None].expand(3, -1, -1) + delta[None]
+        cache_kwarg = "cache" if "cache" in inspect.signature(body.forward).parameters \
+            else "past_key_values"
+        rest = body(input_ids=ids, attention_mask=full, position_ids=positions, use_cache=True,
+                    **{cache_kwarg: cache})
+        last = out.last_hidden_state[:, -1:].index_select(0, inverse)  # [N, 1, H]
+        return torch.cat([last, rest.last_hidden_state[:, :-1]], 1)
 
     def _completion_logits(self, prompt: PromptBatch, completion_ids: Tensor,
                            completion_mask: Tensor) -> Tensor:
