@@ -399,3 +399,26 @@ def test_chunked_logprobs_equal_full_logits(model, tiny_dir, text_lm_dir, monkey
     monkeypatch.setattr(policy_module, "_body_and_head", lambda m: None)
     loss_f, acc_f = pol.sft_loss(records, prompts, targets)
     assert abs(float(loss_c) - float(loss_f)) < 1e-5 and float(acc_c) == float(acc_f)
+
+
+@pytest.mark.parametrize("model", ["tiny", "text_lm", "lora"])
+def test_shared_prefix_forward_equals_row_by_row(model, tiny_dir, text_lm_dir):
+    """Each prompt encoded once for its G completions gives the log-probs and gradients of the
+    forward that re-encodes it in every row (float32), with images (mRoPE) and without."""
+    path = {"tiny": tiny_dir, "text_lm": text_lm_dir, "lora": tiny_dir}[model]
+    pol = load_policy(path, lora=LoraSpec(r=4) if model == "lora" else None)
+    records = _records() if model != "text_lm" else _records()[2:] * 2
+    torch.manual_seed(5)
+    gen = pol.generate(records, _prompts(records), num_samples=3, max_new_tokens=12)
+    pol.model.train()
+    params = [p for p in pol.model.parameters() if p.requires_grad]
+    results = []
+    for groups in (gen.prompt_index, None):
+        logp, _ = pol._token_logprobs(gen.prompt, gen.completion_ids, gen.completion_mask,
+                                      groups=groups)
+        results.append((logp.detach(), torch.autograd.grad(logp.sum(), params)))
+    (shared, shared_grads), (rows, row_grads) = results
+    assert torch.allclose(shared, rows, atol=2e-5, rtol=0)
+    assert torch.allclose(shared, gen.logprobs, atol=1e-4, rtol=0)  # = the sampling log-probs
+    for a, b in zip(shared_grads, row_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
