@@ -5,6 +5,9 @@
     python docs/results/trl/lab.py eval runs/trl-lab           # every final model + the base
     python docs/results/trl/lab.py report runs/trl-lab > docs/results/trl/results.md
 
+(seeds 0, 1, 2 of each arm; the evaluations and training logs are kept in runs/, and
+``report docs/results/trl/runs`` reads them back.)
+
 Arms (both trl.GRPOTrainer 1.16, builtin:base, the quickstart's target "how many objects?" with
 the think template, lr 2e-4, G = 4, <= 64 new tokens, beta 0, the same number of steps):
 - trl-alone: the reasoning domain only (8 target prompts per step), an unchanged GRPOTrainer;
@@ -99,18 +102,19 @@ def report(out: Path) -> None:
         cells = [f"{100 * estimate(b).mean:.1f}"]
         for r in rows.values():
             e, d = estimate(r[t], (0, 1)), paired_difference(r[t], b)
-            cells.append(f"{100 * e.mean:.1f} ({100 * d.mean:+.1f} [{100 * d.low:+.1f}, "
-                         f"{100 * d.high:+.1f}] vs base)")
+            cells.append(f"{100 * e.mean:.1f} ({100 * d.mean:+.1f} [{100 * d.ci_low:+.1f}, "
+                         f"{100 * d.ci_high:+.1f}] vs base)")
         if len(rows) == 2:
             d = paired_difference(rows["trl-recap"][t], rows["trl-alone"][t])
-            cells.append(f"{100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]")
+            cells.append(f"{100 * d.mean:+.1f} [{100 * d.ci_low:+.1f}, {100 * d.ci_high:+.1f}]")
         print(f"| {t} ({m}) | " + " | ".join(cells) + " |")
-    for p in sorted(out.glob("*/log.json")):
+    for p in sorted([*out.glob("*/log.json"), *out.glob("*-log.json")]):
         log = json.loads(p.read_text())
         last = log["log"][-1]
         lambdas = {k.removeprefix("recap/lambda/"): round(v, 2)
                    for k, v in last.items() if k.startswith("recap/lambda/")}
-        print(f"\n{p.parent.name}: {len(log['log'])} steps, {log['wall_s']:.0f} s"
+        name = p.parent.name if p.name == "log.json" else p.name.removesuffix("-log.json")
+        print(f"\n{name}: {len(log['log'])} steps, {log['wall_s']:.0f} s"
               + (f"; last-step lambda {lambdas}" if lambdas else ""))
 
 
