@@ -37,11 +37,11 @@ SMALL = ["train.steps=4", "train.batch_size=4", "rl.num_generations=2", "rl.max_
          "weighting.variant=official", "weighting.apply=rewards"]
 
 
-def _args(out, steps=4, **kw):
+def _args(out, steps=4, shuffle=False, **kw):
     path = resolve_model_path("builtin:base")
     return GRPOConfig(output_dir=str(out), per_device_train_batch_size=8, num_generations=2,
                       max_completion_length=24, max_steps=steps, learning_rate=2e-4, beta=0.0,
-                      shuffle_dataset=False, logging_steps=1, report_to=[], use_cpu=True, seed=0,
+                      shuffle_dataset=shuffle, logging_steps=1, report_to=[], use_cpu=True, seed=0,
                       generation_kwargs=generation_kwargs(path), disable_tqdm=True,
                       save_strategy="steps", save_steps=2, bf16=False,
                       gradient_checkpointing=False, **kw)
@@ -216,7 +216,7 @@ def test_callback_refuses_what_it_cannot_drive(data, tmp_path):
         callback.on_train_begin(None, State(), None)
     with pytest.raises(ValueError, match="shuffle_dataset=False"):
         RecapGRPOTrainer(model=path, processing_class=load_processor(path),
-                         args=_args(tmp_path, shuffle_dataset=True), replay=data)
+                         args=_args(tmp_path, shuffle=True), replay=data)
 
 
 @pytest.fixture(scope="module")

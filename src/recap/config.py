@@ -218,6 +218,10 @@ class TrainSpec(_Model):
         "(equal reasoning exposure, replay on top)",
     )
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
+    backward_prompts: int | None = Field(
+        None, ge=1, description="back-propagate the RL rows of this many prompts at a time "
+        "(with their G completions): memory bounded by the chunk, not by B x G, for one extra "
+        "no-grad forward; null: all rows at once")
     seed: int = Field(0, ge=0, description="seed of data sampling, generation and init")
 
 

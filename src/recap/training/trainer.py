@@ -77,11 +77,19 @@ class StepObjectives(torch.nn.Module):
         self.policy, self.clip_eps = policy, clip_eps
         self.aggregation, self.max_tokens = aggregation, max_tokens
 
-    def forward(self, micro: MicroBatch) -> dict[str, Any]:
+    def forward(self, micro: MicroBatch, rows: tuple[int, list[int]] | None = None,
+                logprobs: dict[int, torch.Tensor] | None = None) -> Any:
+        """The loss terms of ``micro``; with ``logprobs`` (RL domain index -> [B*G, L]) those
+        log-probs stand in for the policy's. ``rows=(domain index, rows)`` returns only the
+        log-probs of those rows (a chunk of :func:`_forward`'s two-pass backward)."""
+        if rows is not None:
+            return self.policy.completion_logprobs(
+                micro.rollouts[rows[0]].generation.select(rows[1]))
         per_domain: list[dict[str, torch.Tensor]] = []
         kls, clip, sft_acc = [], [], {}
-        for ro in micro.rollouts:
-            logp = self.policy.completion_logprobs(ro.generation)  # [B*G, L]
+        for i, ro in enumerate(micro.rollouts):
+            logp = (logprobs[i] if logprobs is not None and i in logprobs
+                    else self.policy.completion_logprobs(ro.generation))  # [B*G, L]
             losses, kl, m = rl_domain_losses(logp, ro, clip_eps=self.clip_eps,
                                              aggregation=self.aggregation,
                                              max_tokens=self.max_tokens)
@@ -276,7 +284,7 @@ def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float, first: b
     for m, mb in enumerate(micro):
         sync = acc.no_sync(run.objectives) if m < len(micro) - 1 else nullcontext()
         with sync:
-            out = run.objectives(mb)
+            out, backward = _forward(run, mb)
             tw = time.perf_counter()
             losses = out["losses"]
             if consumes == "loss":  # a constant offset: same policy gradient, a real loss value
@@ -302,7 +310,7 @@ def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float, first: b
             if out["kl"] is not None and beta > 0:
                 loss = loss + beta * out["kl"]
             ok = ok and bool(torch.isfinite(loss.detach()))  # sync: one flag per micro-batch
-            acc.backward(loss / len(micro))
+            backward(loss / len(micro))
         terms += [(f"loss/{k}", v.detach()) for k, v in losses.items()]
         terms.append(("loss", loss.detach()))
         if out["kl"] is not None:
@@ -310,6 +318,42 @@ def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float, first: b
         if out["clip_frac"] is not None:
             terms.append(("clip_frac", out["clip_frac"]))
     return lambdas, signals, terms, ok, t_weight, micro
+
+
+def _forward(run: _Run, mb: MicroBatch) -> tuple[dict[str, Any], Any]:
+    """The micro-batch's loss terms and the function that back-propagates its loss.
+
+    By default one forward with grad and one backward. With ``train.backward_prompts = k`` the
+    RL rows are back-propagated k prompts (k x G rows) at a time, so activation memory does not
+    grow with B x G: (1) the log-probs of every chunk without grad; (2) the step's loss on those
+    values as leaves (the SFT terms go through the model as usual), whose backward gives
+    dL/d logp; (3) per chunk, the log-probs again with grad, back-propagated with that slice of
+    dL/d logp. The gradient is the one-pass gradient (any weighting, aggregation or KL), for one
+    extra no-grad forward of the RL rows.
+    """
+    k = run.cfg.train.backward_prompts
+    chunks = [(i, list(range(start, min(start + k * ro.generation.num_samples, len(ro.texts)))))
+              for i, ro in enumerate(mb.rollouts) if k and len(ro.records) > k
+              for start in range(0, len(ro.texts), k * ro.generation.num_samples)]
+    if not chunks:
+        return run.objectives(mb), run.acc.backward
+    with torch.no_grad():
+        parts: dict[int, list[torch.Tensor]] = {}
+        for i, rows in chunks:
+            parts.setdefault(i, []).append(run.objectives(mb, rows=(i, rows)))
+    leaves = {i: torch.cat(p).requires_grad_() for i, p in parts.items()}
+    out = run.objectives(mb, logprobs=leaves)
+
+    def backward(loss: torch.Tensor) -> None:
+        with run.acc.no_sync(run.objectives):  # data parallel: reduce once, after the last
+            run.acc.backward(loss)  # SFT terms into the weights, RL terms into the leaves
+        for j, (i, rows) in enumerate(chunks):
+            last = j == len(chunks) - 1
+            with nullcontext() if last else run.acc.no_sync(run.objectives):
+                grad = leaves[i].grad.index_select(0, torch.tensor(rows, device=loss.device))
+                run.objectives(mb, rows=(i, rows)).backward(grad)
+
+    return out, backward
 
 
 def _combine(weighting: Weighting, losses: dict[str, torch.Tensor],
