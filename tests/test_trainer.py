@@ -363,3 +363,20 @@ def test_chunked_backward_gives_the_one_pass_gradient(weighting, tiny, tmp_path,
     for a, b in zip(one, chunked, strict=True):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
     assert any(float(a.abs().max()) > 1e-3 for a in one)  # a real gradient, not zeros
+
+
+def test_reward_workers_score_as_the_training_process_does(tiny, tmp_path):
+    """rl.reward_workers: built-in rewards scored in a worker process, a test-registered one in
+    process; the run's rewards, losses and lambda equal the in-process run's."""
+    results = []
+    for workers in (0, 1):
+        out = tmp_path / f"workers-{workers}"
+        cfg = load_config(None, [*tiny_overrides(tiny, out, "recap", steps=2), *LETTERS,
+                                 f"rl.reward_workers={workers}"], preset="recap")
+        train(cfg)
+        results.append(rows(out))
+    serial, pooled = results
+    for a, b in zip(serial, pooled, strict=True):
+        keys = [k for k in a if k.startswith(("reward/", "loss", "lambda/"))]
+        assert keys and {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert all(r["rewards/timeouts"] == 0 for r in pooled)

@@ -164,6 +164,12 @@ class RLSpec(_Model):
         default_factory=dict, description="combined: c_k per reward name (default 1)"
     )
     std_eps: float = Field(1e-4, gt=0, description="eps in (R - mean) / (std + eps)")
+    reward_workers: int = Field(
+        0, ge=0, description="processes scoring rewards while the loop goes on (0: score in "
+        "the training process); built-in rewards only, others stay in-process")
+    reward_timeout_s: float = Field(
+        10.0, gt=0, description="CPU seconds a reward call may take in a worker before it "
+        "scores 0 (counted in the metric rewards/timeouts)")
     loss_aggregation: Literal["sequence", "token", "constant"] = Field(
         "sequence", description="per-token loss reduction: sequence (GRPO: mean per sequence, "
         "then over sequences), token (DAPO; the RECAP authors' code), constant (Dr. GRPO: "

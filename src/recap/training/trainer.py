@@ -42,6 +42,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from recap.config import RunConfig, load_config
 from recap.models.policy import Policy
+from recap.rewards.pool import RewardPool, pool_can_score
 from recap.tasks.prompts import render_prompt, render_target
 from recap.tasks.record import Record
 from recap.tasks.registry import make_task
@@ -126,6 +127,7 @@ class _Run:
     kl: KLSchedule
     eval_sets: dict[str, list[Record]]
     restart_every: int | None
+    rewards: RewardPool | None = None  # worker processes scoring rewards (rl.reward_workers)
     log: RunLog | None = None  # opened once the start step is known
     step: int = 0
     skipped: int = 0
@@ -160,6 +162,8 @@ def train(config: RunConfig, resume: bool = False) -> Path:
         run.acc.wait_for_everyone()
     finally:
         run.log.close()
+        if run.rewards is not None:
+            run.rewards.close()
     return run.out
 
 
@@ -206,6 +210,8 @@ def _setup(cfg: RunConfig, resume: bool) -> _Run:
                  for d in domains if cfg.eval.every and d.builtin}
     run = _Run(cfg, out, acc, policy, reference, objectives, optimizer, scheduler, sampler,
                weighting, KLSchedule(cfg.kl, cfg.train.steps), eval_sets, restart_every)
+    if cfg.rl.reward_workers:
+        run.rewards = RewardPool(cfg.rl.reward_workers, cfg.rl.reward_timeout_s)
     if found is not None:
         state = load_checkpoint(acc, found, output_dir=out,
                                 reference=reference.model if reference else None)
@@ -245,6 +251,8 @@ def _train_step(run: _Run) -> dict[str, Any]:
     row |= {f"weighting/{k}/{stat}": v for k, stats in run.weighting.last_stats.items()
             for stat, v in stats.items()}
     row |= gather_step_stats(micro, terms)
+    if run.rewards is not None:
+        row["rewards/timeouts"] = run.rewards.timeouts
     elapsed = time.perf_counter() - t0
     tokens = row.pop("tokens", 0.0)
     row |= {"time/step_s": elapsed, "time/rollout_s": t_rollout, "time/weighting_s": t_weight,
@@ -412,8 +420,8 @@ def _optimizer_step(run: _Run, ok: bool) -> float:
 def _collect(run: _Run, batch: dict[str, list[Record]]) -> MicroBatch:
     """Rollouts (generate, score, advantages, reference log-probs) and SFT batches; no grad."""
     cfg = run.cfg
-    rollouts, sft = [], {}
-    for name, records in batch.items():
+    rollouts, sft, started = [], {}, []
+    for name, records in batch.items():  # generate, and start scoring while the next generates
         d = next(x for x in cfg.domains if x.name == name)
         prompts = [render_prompt(r, d.template) for r in records]
         if d.mode == "sft":
@@ -422,11 +430,17 @@ def _collect(run: _Run, batch: dict[str, list[Record]]) -> MicroBatch:
         g = cfg.rl.num_generations
         gen = run.policy.generate(records, prompts, num_samples=g, temperature=cfg.rl.temperature,
                                   top_p=cfg.rl.top_p, max_new_tokens=cfg.rl.max_new_tokens)
+        pending: Any = None
+        if run.rewards is not None and pool_can_score(d.rewards):
+            pending = run.rewards.submit(gen.texts, records, d.rewards, g)
         ref = None
         if run.reference is not None:
             with torch.no_grad():
                 ref = run.reference.completion_logprobs(gen)  # [B*G, L]
-        rewards = score(gen.texts, records, d.rewards, g)  # name -> [B, G]
+        started.append((name, records, gen, ref, pending, d.rewards))
+    for name, records, gen, ref, pending, names in started:
+        rewards = (run.rewards.result(pending) if pending is not None
+                   else score(gen.texts, records, names, cfg.rl.num_generations))  # -> [B, G]
         if cfg.weighting.apply == "rewards":  # advantages follow the weights (_weigh_rewards)
             adv, sig = {}, {f"{name}/{k}": r.mean() for k, r in rewards.items()}
         else:
