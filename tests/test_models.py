@@ -422,3 +422,24 @@ def test_shared_prefix_forward_equals_row_by_row(model, tiny_dir, text_lm_dir):
     assert torch.allclose(shared, gen.logprobs, atol=1e-4, rtol=0)  # = the sampling log-probs
     for a, b in zip(shared_grads, row_grads, strict=True):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["tiny", "text_lm"])
+def test_shared_prefill_samples_what_per_row_prefill_samples(model, tiny_dir, text_lm_dir,
+                                                             monkeypatch):
+    """generate() encodes each prompt once for its G samples: same seed, same completions and
+    sampling log-probs as encoding it in every row."""
+    import recap.models.policy as policy_module
+
+    pol = load_policy(tiny_dir if model == "tiny" else text_lm_dir)
+    records = _records() if model == "tiny" else _records()[2:] * 2
+    runs = []
+    for shared in (True, False):
+        if not shared:
+            monkeypatch.setattr(policy_module, "_body_and_head", lambda m: None)
+        assert bool(pol._shared_prefill(pol.encode(records, _prompts(records)), 3)) == shared
+        torch.manual_seed(11)
+        runs.append(pol.generate(records, _prompts(records), num_samples=3, max_new_tokens=12))
+    a, b = runs
+    assert a.texts == b.texts and torch.equal(a.completion_mask, b.completion_mask)
+    assert torch.allclose(a.logprobs, b.logprobs, atol=2e-5, rtol=0)

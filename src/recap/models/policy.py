@@ -186,9 +186,9 @@ class Policy:
         """
         if num_samples < 1 or max_new_tokens < 1:
             raise ValueError("num_samples and max_new_tokens must be >= 1")
-        prompt = self.encode(records, prompts).select(
-            [i for i in range(len(records)) for _ in range(num_samples)]
-        )  # [B*G, P]
+        unique = self.encode(records, prompts)  # [B, P]
+        prompt = unique.select([i for i in range(len(records)) for _ in range(num_samples)])
+        shared = self._shared_prefill(unique, num_samples)  # the prompts encoded once
         config = GenerationConfig(
             do_sample=temperature > 0,
             temperature=temperature if temperature > 0 else None,
@@ -207,7 +207,7 @@ class Policy:
         try:
             out = self.model.generate(
                 input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
-                **prompt.token_inputs, **prompt.vision, generation_config=config,
+                **prompt.token_inputs, **(shared or prompt.vision), generation_config=config,
                 logits_processor=LogitsProcessorList([recorder]),
             )
         finally:
@@ -229,6 +229,35 @@ class Policy:
             finished=is_stop.any(-1),
             num_samples=num_samples,
         )
+
+    def _shared_prefill(self, prompt: PromptBatch, num_samples: int) -> dict[str, Any]:
+        """The KV cache of all but the last prompt token, computed once per prompt and repeated
+        for its ``num_samples`` rows: ``generate`` then starts from it (its first step runs the
+        last prompt token) instead of encoding every prompt and its images G times.
+
+        Returns the cache as ``generate``'s keyword argument; empty (no sharing) for a single
+        sample, a one-token prompt or a model without a separable body.
+        """
+        split = _body_and_head(self.model)
+        if num_samples < 2 or split is None or prompt.input_ids.shape[1] < 2:
+            return {}
+        body, cut = split[0], prompt.input_ids.shape[1] - 1
+        mask = prompt.attention_mask[:, :cut]
+        kwargs: dict[str, Any] = {k: v[:, :cut] for k, v in prompt.token_inputs.items()}
+        mrope = self._mrope and len(prompt.vision)
+        if not mrope:
+            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0) * mask
+        out = body(input_ids=prompt.input_ids[:, :cut], attention_mask=mask, use_cache=True,
+                   **kwargs, **prompt.vision)
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        cache.batch_repeat_interleave(num_samples)
+        if self._mrope:  # generate() offsets text positions by these, one per row (0: no image)
+            deltas = body.rope_deltas if mrope else torch.zeros(
+                (len(prompt), 1), dtype=torch.long, device=mask.device)
+            body.rope_deltas = deltas.repeat_interleave(num_samples, dim=0)
+        name = "cache" if "cache" in inspect.signature(body.forward).parameters \
+            else "past_key_values"
+        return {name: cache}
 
     def completion_logprobs(self, gen: Generation) -> Tensor:
         """Teacher-forced log pi(token) of ``gen``'s completions: [B*G, L], 0 where masked.
