@@ -6,7 +6,12 @@ torchvision); a text-only tiny causal LM goes through its text path.
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -63,23 +68,12 @@ class Recorder(TrainerCallback):
                            "advantages": list(logs["advantages"])})
 
 
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.step:
-            control.should_training_stop = True  # after the step's checkpoint: a crash there
-
-
-def _trainer(out, data, steps=4, resume_stop=None):
+def _trainer(out, data, steps=4):
     path = resolve_model_path("builtin:base")
     trainer = RecapGRPOTrainer(model=path, processing_class=load_processor(path),
                                args=_args(out, steps), replay=data)
     recorder = Recorder(trainer)
     trainer.add_callback(recorder)
-    if resume_stop:
-        trainer.add_callback(StopAt(resume_stop))
     return trainer, recorder
 
 
@@ -158,12 +152,41 @@ def test_trl_advantages_are_the_group_normalised_weighted_reward_sum(uninterrupt
     assert checked == 12 and any(w != 1.0 for s in recorder.steps[1:] for w in s["weights"])
 
 
-def test_resumed_run_continues_with_the_same_weights(data, uninterrupted, tmp_path):
+KILLED_RUN = '''
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from transformers import TrainerCallback
+import test_trl as t
+
+class Hang(TrainerCallback):  # after step 2's checkpoint is on disk: wait to be killed
+    def on_save(self, args, state, control, **kw):
+        if state.global_step == 2:
+            print("saved", flush=True)
+            time.sleep(600)
+
+torch.manual_seed(0)
+trainer, _ = t._trainer({out!r}, t.replay_data(t.RECIPE, t.SMALL))
+trainer.add_callback(Hang())
+trainer.train()
+'''
+
+
+def test_run_killed_after_a_checkpoint_resumes_with_the_same_weights(data, uninterrupted,
+                                                                     tmp_path):
+    """kill -9 a TRL run after its step-2 checkpoint; resumed, it ends where the
+    uninterrupted run ends: the same weighting state, reward weights and rollouts."""
     trainer_a, recorder_a = uninterrupted
-    torch.manual_seed(0)
-    first, _ = _trainer(tmp_path, data, resume_stop=2)
-    first.train()  # stops after step 2's checkpoint
-    assert first.state.global_step == 2
+    script = KILLED_RUN.format(tests=str(Path(__file__).parent), out=str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        saved = any(line.strip() == "saved" for line in child.stdout)  # TRL logs print too
+        assert saved, "the child ended before its step-2 checkpoint"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert (tmp_path / "checkpoint-2" / "trainer_state.json").is_file()
     torch.manual_seed(123)  # the checkpoint's RNG state must win
     second, recorder_b = _trainer(tmp_path, data)
     second.train(resume_from_checkpoint=True)
