@@ -1,4 +1,4 @@
-"""Toy two-task MTL study of seed 000 appendix A.6 (figures 5, 14, 16, 17, 18).
+"""Toy two-task MTL study of the RECAP paper appendix A.6 (figures 5, 14, 16, 17, 18).
 
     PYTHONPATH=src python benchmarks/toy_mtl.py                 # full study -> docs/results/toy_mtl
     PYTHONPATH=src python benchmarks/toy_mtl.py --ablations alpha temperature window shift

@@ -7,7 +7,7 @@ off) for ``--steps`` optimiser steps through :func:`recap.training.trainer.train
 checkpoints, TensorBoard and the progress bar off, then reads its ``metrics.jsonl`` (the first
 step is dropped as warm-up) and reports: steps/s, generated tokens/s, the share of step time in
 rollouts (generation + scoring + reference) and the share in the weighting (``update`` +
-``combine`` + ``post_step``; seed 000 A.1 reports no measurable slowdown from RECAP).
+``combine`` + ``post_step``; RECAP paper A.1 reports no measurable slowdown from RECAP).
 Without ``--model`` (or if the shipped base is missing) a randomly initialised tiny model is
 built in a temporary directory: its completions rarely stop early, so lengths are at the cap.
 """

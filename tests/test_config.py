@@ -53,7 +53,7 @@ def test_presets_encode_the_papers_settings():
     assert cfg["recap"].weighting.name == "recap" and not cfg["recap"].uses_reference
     assert (cfg["grpo"].kl.schedule, cfg["grpo"].kl.beta) == ("constant", 0.04)
     assert (cfg["grpo-d"].kl.beta_min, cfg["grpo-d"].kl.beta_max) == (0.04, 0.1)
-    assert cfg["grpo-d"].objective_names == ["reward"]  # R = R_acc + R_format (seed 003 eq. 1)
+    assert cfg["grpo-d"].objective_names == ["reward"]  # R = R_acc + R_format (OThink-MR1 eq. 1)
     restart = cfg["grpo-restart"]
     assert (restart.rl.num_generations, restart.rl.temperature, restart.kl.beta) == (4, 1.0, 0.04)
     assert restart.restart.every_epochs == 2

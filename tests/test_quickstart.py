@@ -52,7 +52,7 @@ def test_arms_share_the_budget_and_differ_only_in_replay_and_weighting(tmp_path)
     assert (u.sampling.strategy, u.weighting.name) == ("uniform", "equal")
     assert b.sampling.strategy == "uniform" and b.kl.schedule == "none"
     assert (b.weighting.name, b.weighting.window, b.weighting.temperature) == ("recap", 10, 5.0)
-    # seed 000 hybrid layout: perception domains on the answer template, digits as SFT; the
+    # RECAP paper hybrid layout: perception domains on the answer template, digits as SFT; the
     # target is "how many objects" asked with the think template
     assert {d.name: (d.source, d.mode, d.template, tuple(d.rewards)) for d in b.domains} == {
         "count_think": ("count", "rl", "think", ("think_format", "accuracy")),

@@ -1,4 +1,4 @@
-"""Replay strategies of seed 000 sec. 5.1 and the sampler's resumable, sharded streams."""
+"""Replay strategies of the RECAP paper sec. 5.1 and the sampler's resumable, sharded streams."""
 
 from collections import Counter
 

@@ -1,4 +1,4 @@
-"""Tests of the toy two-task study (seed 000 appendix A.6): functions, front, metrics, runner."""
+"""Tests of the toy two-task study (the RECAP paper appendix A.6): functions, front, metrics, runner."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def bench_toy(
         None, "--ablations", help="alpha, temperature, window, shift (default: the first three)."),
     no_ablations: bool = typer.Option(False, "--no-ablations", help="Skip the ablations."),
 ) -> None:
-    """Toy two-task study of seed 000 appendix A.6 (figures 5, 14, 16-18)."""
+    """Toy two-task study of the RECAP paper appendix A.6 (figures 5, 14, 16-18)."""
     from recap.toy.study import run_toy_study
 
     run_toy_study(out, quick=quick, seeds=seeds, steps=steps, methods=methods or None,
@@ -178,7 +178,7 @@ def perplexity_gap(
     seed: int = typer.Option(0, help="Seed of the questions and of sampling."),
     out: Path = typer.Option(Path("perplexity_gap"), help="Output directory."),
 ) -> None:
-    """Perplexity gap of ground truth vs trained rollouts under the base model (seed 002)."""
+    """Perplexity gap of ground truth vs trained rollouts under the base model (the jigsaw RFT paper)."""
     from recap.evaluation.perplexity import perplexity_gap_command
 
     result = perplexity_gap_command(base, trained, task, split, n, samples, max_new_tokens,

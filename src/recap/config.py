@@ -1,10 +1,10 @@
 """The training recipe: typed, validated, loaded from YAML and overridable from the command line.
 
 A recipe names the model, the domains (each with a data source, a mode ``rl`` or ``sft``, a prompt
-template and its rewards), how domains are sampled (seed 000 sec. 5.1 baselines), how objectives
-are weighted (RECAP, seed 000 sec. 4, or a baseline), the GRPO settings (seed 000 sec. 3, seed 002
-eq. 1), the KL schedule (constant or GRPO-D, seed 003 eq. 3), periodic restarts (seed 002 sec.
-5.6), the optimiser (seed 000 A.1) and logging/checkpoint cadences.
+template and its rewards), how domains are sampled (the RECAP paper sec. 5.1 baselines), how objectives
+are weighted (RECAP, RECAP paper sec. 4, or a baseline), the GRPO settings (the RECAP paper sec. 3, jigsaw RFT paper
+eq. 1), the KL schedule (constant or GRPO-D, OThink-MR1 eq. 3), periodic restarts (the jigsaw RFT paper sec.
+5.6), the optimiser (the RECAP paper A.1) and logging/checkpoint cadences.
 
 Every model forbids unknown keys. Incompatible combinations are rejected when the recipe is loaded,
 with a message naming the field and the allowed values (:class:`ConfigError`).
@@ -86,7 +86,7 @@ class FileSource(_Model):
 
 
 class DomainSpec(_Model):
-    """One data source and the objectives it carries (seed 000 Table 3)."""
+    """One data source and the objectives it carries (the RECAP paper Table 3)."""
 
     name: str = Field(min_length=1, description="domain name; SFT objectives are 'sft:<name>'")
     source: str | FileSource = Field(description="built-in task name or {path, format}")
@@ -105,7 +105,7 @@ class DomainSpec(_Model):
 
 
 class SamplingSpec(_Model):
-    """How the prompts of a step are drawn from the domains (seed 000 sec. 5.1)."""
+    """How the prompts of a step are drawn from the domains (the RECAP paper sec. 5.1)."""
 
     strategy: Strategy = Field(
         "uniform",
@@ -117,7 +117,7 @@ class SamplingSpec(_Model):
 
 
 class WeightingSpec(_Model):
-    """Objective weighting (RECAP, seed 000 eq. 1, or a baseline)."""
+    """Objective weighting (RECAP, RECAP paper eq. 1, or a baseline)."""
 
     name: WeightingName = Field("equal", description="weighting strategy")
     window: int | None = Field(
@@ -148,7 +148,7 @@ class WeightingSpec(_Model):
 
 
 class RLSpec(_Model):
-    """GRPO settings (seed 000 sec. 3; seed 002 sec. 4; seed 003 eq. 1-2)."""
+    """GRPO settings (the RECAP paper sec. 3; jigsaw RFT paper sec. 4; OThink-MR1 eq. 1-2)."""
 
     num_generations: int = Field(4, ge=2, description="G completions per prompt")
     temperature: float = Field(1.0, gt=0, description="sampling temperature")
@@ -158,7 +158,7 @@ class RLSpec(_Model):
     advantage: Literal["decoupled", "combined"] = Field(
         "decoupled",
         description="decoupled: one advantage and objective per reward; combined: one advantage "
-        "on sum_k c_k R_k (seed 003 eq. 1)",
+        "on sum_k c_k R_k (OThink-MR1 eq. 1)",
     )
     reward_weights: dict[str, float] = Field(
         default_factory=dict, description="combined: c_k per reward name (default 1)"
@@ -180,9 +180,9 @@ class RLSpec(_Model):
 
 
 class KLSpec(_Model):
-    """KL penalty to the reference policy, k3 estimator (seed 002 app. A eq. 7)."""
+    """KL penalty to the reference policy, k3 estimator (the jigsaw RFT paper app. A eq. 7)."""
 
-    schedule: KLKind = Field("none", description="none | constant | grpo_d (seed 003 eq. 3)")
+    schedule: KLKind = Field("none", description="none | constant | grpo_d (OThink-MR1 eq. 3)")
     beta: float = Field(0.0, ge=0, description="constant: the KL coefficient")
     beta_min: float = Field(0.04, ge=0, description="grpo_d: lowest beta (reached at step w)")
     beta_max: float = Field(0.1, ge=0, description="grpo_d: beta at the last step")
@@ -190,7 +190,7 @@ class KLSpec(_Model):
 
 
 class RestartSpec(_Model):
-    """Periodic restart: reset the optimiser state, reference := current policy (seed 002)."""
+    """Periodic restart: reset the optimiser state, reference := current policy (the jigsaw RFT paper)."""
 
     every_steps: int | None = Field(None, ge=1, description="restart every N optimiser steps")
     every_epochs: float | None = Field(
@@ -199,7 +199,7 @@ class RestartSpec(_Model):
 
 
 class OptimSpec(_Model):
-    """AdamW with linear warm-up then linear decay to 0 (seed 000 A.1)."""
+    """AdamW with linear warm-up then linear decay to 0 (the RECAP paper A.1)."""
 
     lr: float = Field(1e-6, gt=0, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay")

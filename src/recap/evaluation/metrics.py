@@ -54,7 +54,7 @@ def normalize_yesno(pred: str | None) -> str | None:
 def existence_metrics(preds: Sequence[str | None], golds: Sequence[str]) -> dict[str, float]:
     """POPE-style binary metrics of yes/no object-existence answers, "yes" the positive class.
 
-    POPE (Li et al. 2023; the hallucination row of seed 002 table 1) reports, over N questions::
+    POPE (Li et al. 2023; the hallucination row of the jigsaw RFT paper table 1) reports, over N questions::
 
         accuracy  = (TP + TN) / N
         precision = TP / (TP + FP)          recall = TP / (TP + FN)
@@ -127,13 +127,13 @@ def reward_scores(
 
 
 def response_length(completion: str) -> int:
-    """Length of a whole completion in whitespace-separated words (seed 000 figure 8's unit)."""
+    """Length of a whole completion in whitespace-separated words (the RECAP paper figure 8's unit)."""
     return len(_WORD.findall(completion))
 
 
 def length_scores(completions: Sequence[str]) -> dict[str, list[float]]:
     """Per-sample ``response_length`` (words) and ``thinking_length`` (the rewards' measure of
-    the ``<think>`` segment; seed 000 figures 7 and 8 track both during training)."""
+    the ``<think>`` segment; RECAP paper figures 7 and 8 track both during training)."""
     return {
         "response_length": [float(response_length(c)) for c in completions],
         "thinking_length": [float(thinking_length(c)) for c in completions],

@@ -1,4 +1,4 @@
-"""Perplexity-gap analysis (seed 002 sec. 5.2-5.4, figures 3, 5 and 8).
+"""Perplexity-gap analysis (the jigsaw RFT paper sec. 5.2-5.4, figures 3, 5 and 8).
 
 Seed 002 explains why RL forgets less than SFT by the data each trains on: responses the model
 samples itself are likely under the base model, hand-written ground truth is not. It measures
@@ -91,7 +91,7 @@ def mean_perplexity(
     policy: Any, records: Sequence[Record], prompts: Sequence[str], responses: Sequence[str],
     batch_size: int = 16,
 ) -> dict[str, float]:
-    """Mean and median perplexity of a fixed response set (one point of seed 002 figure 3)."""
+    """Mean and median perplexity of a fixed response set (one point of the jigsaw RFT paper figure 3)."""
     ppl = response_perplexities(policy, records, prompts, responses, batch_size)
     return {"mean": float(np.nanmean(ppl)), "median": float(np.nanmedian(ppl)), "n": len(ppl)}
 
@@ -100,7 +100,7 @@ def perplexity_gaps(
     candidates: Sequence[Sequence[float]], references: Sequence[Sequence[float]],
     candidate_quantile: float = 0.5, reference_quantile: float = 0.25,
 ) -> list[float]:
-    """Per-question gaps ``Q_c(candidates_q) - Q_r(references_q)`` (seed 002 sec. 5.4).
+    """Per-question gaps ``Q_c(candidates_q) - Q_r(references_q)`` (the jigsaw RFT paper sec. 5.4).
 
     Defaults: the candidates' median minus the reference rollouts' lower quartile (numpy's
     linear quantile). A question with no candidate or no reference gets ``nan``.
@@ -219,7 +219,7 @@ def _json_safe(obj: Any) -> Any:
 
 def write_perplexity_gap(result: Mapping[str, Any], out_dir: Path) -> Path:
     """Save the study as ``perplexity_gap.json`` and its histogram ``perplexity_gap.png``
-    (seed 002 figure 5, right); returns the JSON path."""
+    (the jigsaw RFT paper figure 5, right); returns the JSON path."""
     from recap.reporting.plots import histograms
 
     out_dir = Path(out_dir)
@@ -239,7 +239,7 @@ def perplexity_gap_command(
     split: str = "train", n: int = 200, num_samples: int = 16, max_new_tokens: int = 256,
     batch_size: int = 8, seed: int = 0, out_dir: Path = Path("perplexity_gap"),
 ) -> dict[str, Any]:
-    """``recap perplexity-gap``: the study on ``n`` questions of a built-in task (seed 002 uses
+    """``recap perplexity-gap``: the study on ``n`` questions of a built-in task (the jigsaw RFT paper uses
     200 training questions of the novel task), written to ``out_dir``."""
     from recap.models.policy import load_policy
     from recap.tasks.registry import make_task

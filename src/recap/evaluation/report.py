@@ -5,12 +5,12 @@ base model, one per trained checkpoint) and, optionally, each run's ``metrics.js
 ``report.md`` (tables + PNGs next to it) and ``report.html`` (the same, PNGs embedded):
 
 - the forgetting table: each capability's headline metrics for the base and every run, with
-  the change vs base as an arrow, like seed 002 table 1; a drop is bold when it exceeds twice the
+  the change vs base as an arrow, like jigsaw RFT paper table 1; a drop is bold when it exceeds twice the
   standard error of the difference (``2 * sqrt(se_base^2 + se_run^2)``, the error bars of the
   per-sample means), or 5 points where no standard error exists (precision / recall / F1). The
   seed bolds "large" drops without a stated rule; tying it to the error bars keeps a 1-point wobble
   on 100 examples from reading as forgetting.
-- capability bars and radar (seed 000 figure 1);
+- capability bars and radar (the RECAP paper figure 1);
 - training curves found by key prefix in metrics.jsonl: ``reward/.../mean`` (per-step value +
   moving average, figures 6 and 13), ``signal/`` (what the weighting sees, figure 4),
   ``lambda/`` (objective weights, figure 12), ``length/`` and ``thinking/`` (response and

@@ -10,7 +10,7 @@ recorded while sampling (up to float round-off).
 
 Log-probs convention: ``Generation.logprobs`` and ``completion_logprobs`` are log-softmax of the
 *raw* logits, i.e. log pi(token) of the unmodified policy, whatever the sampling temperature or
-top-p: that is the pi_old / pi_ref the GRPO ratio and k3 KL need (seed 002, appendix A). With
+top-p: that is the pi_old / pi_ref the GRPO ratio and k3 KL need (the jigsaw RFT paper, appendix A). With
 temperature != 1 or top_p < 1 the tokens are drawn from a modified distribution, so the ratio is
 then an approximation (as in TRL and verl, which make the same choice by default).
 
@@ -289,7 +289,7 @@ class Policy:
         loss = -(1 / sum_i |y_i|) * sum_i sum_t log pi(y_i,t | prompt_i, y_i,<t), the token-level
         mean over every target token of the batch (end-of-turn token included; prompt tokens and
         padding excluded). Token accuracy is the fraction of those tokens where the argmax equals
-        the target (detached), the next-token-accuracy signal of seed 000 section 4.
+        the target (detached), the next-token-accuracy signal of the RECAP paper section 4.
         Returns ``(loss, token_acc)`` as 0-dim tensors.
         """
         logprobs, mask, correct = self.target_logprobs(records, prompts, targets)

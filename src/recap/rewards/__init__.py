@@ -7,13 +7,13 @@ functions, so a metric and its reward cannot drift apart.
 ========================  =====================================================================
 name                      value
 ========================  =====================================================================
-``think_format``          1 for ``<think>..</think><answer>..</answer>`` only (seed 000)
-``answer_format``         1 for ``<answer>..</answer>`` only, no thinking (seed 000)
+``think_format``          1 for ``<think>..</think><answer>..</answer>`` only (the RECAP paper)
+``answer_format``         1 for ``<answer>..</answer>`` only, no thinking (the RECAP paper)
 ``accuracy``              1 if the answer matches ``record.answer`` per ``answer_type``
-``iou``                   IoU of the answer box with the target box (seed 000)
+``iou``                   IoU of the answer box with the target box (the RECAP paper)
 ``iou_at_05``             1 if that IoU >= 0.5
-``jigsaw_hit``            fraction of correct positions (seed 002 sec. 3.2)
-``jigsaw_acc``            1 if all positions are correct (seed 002 sec. 3.2)
+``jigsaw_hit``            fraction of correct positions (the jigsaw RFT paper sec. 3.2)
+``jigsaw_acc``            1 if all positions are correct (the jigsaw RFT paper sec. 3.2)
 ``jigsaw_format``         1 for think/answer tags once each, in order, answer a permutation
 ========================  =====================================================================
 

@@ -1,4 +1,4 @@
-"""Box rewards: continuous IoU (seed 000 Table 3, "IoU" on RefCOCO / LISA) and IoU >= 0.5.
+"""Box rewards: continuous IoU (the RECAP paper Table 3, "IoU" on RefCOCO / LISA) and IoU >= 0.5.
 
 Convention: boxes are ``[x1, y1, x2, y2]`` in the image's pixel frame, x to the right, y down,
 origin at the top-left corner, as continuous coordinates (no "+1" pixel counting), so a box's
@@ -67,7 +67,7 @@ def completion_iou(completion: str, record: Record) -> float:
 
 @register_reward("iou")
 def iou(completion: str, record: Record) -> float:
-    """Continuous IoU between the answer box and ``record.answer`` (seed 000 "IoU" reward).
+    """Continuous IoU between the answer box and ``record.answer`` (the RECAP paper "IoU" reward).
 
     >>> from recap.tasks.record import Record
     >>> rec = Record("g1", "ground", [], "Where is the square?", "[0, 0, 10, 10]", "bbox")

@@ -7,7 +7,7 @@ sec. 3 combines a format reward with accuracy as ``R = R_acc + alpha * R_format`
 own named objective and the weighting (or the trainer) combines them.
 
 Choices not fixed by the papers, stated here: tags are case-sensitive; only whitespace may
-surround the blocks; the think block may be empty (the model may shorten its reasoning, seed 000
+surround the blocks; the think block may be empty (the model may shorten its reasoning, RECAP paper
 Figure 7); the answer must not be blank, since an empty answer is not the requested format.
 """
 
@@ -38,7 +38,7 @@ def _answer_span_ok(completion: str) -> tuple[int, int] | None:
 @register_reward("think_format")
 def think_format(completion: str, record: Record) -> float:
     """1.0 for exactly ``<think>...</think>`` then ``<answer>...</answer>``, only whitespace
-    around and between them; else 0.0 (seed 000 "Thinking Format").
+    around and between them; else 0.0 (the RECAP paper "Thinking Format").
 
     >>> from recap.tasks.record import Record
     >>> rec = Record("q1", "arith", [], "2 + 1?", "3", "number")
@@ -69,7 +69,7 @@ def think_format(completion: str, record: Record) -> float:
 @register_reward("answer_format")
 def answer_format(completion: str, record: Record) -> float:
     """1.0 for exactly one ``<answer>...</answer>``, no think tags, only whitespace around;
-    else 0.0 (seed 000 "Answer Format", perception domains).
+    else 0.0 (the RECAP paper "Answer Format", perception domains).
 
     >>> from recap.tasks.record import Record
     >>> rec = Record("g1", "ground", [], "Where is the cat?", "[0, 0, 5, 5]", "bbox")

@@ -1,6 +1,6 @@
-"""Jigsaw rewards (seed 002 sec. 3.2): hit, accuracy and format for an m x n puzzle.
+"""Jigsaw rewards (the jigsaw RFT paper sec. 3.2): hit, accuracy and format for an m x n puzzle.
 
-Pieces carry row-major indices 0..N-1 with N = m * n (seed 002 sec. 3.1); the target
+Pieces carry row-major indices 0..N-1 with N = m * n (the jigsaw RFT paper sec. 3.1); the target
 ``record.answer`` is the list of piece indices in canonical top-left to bottom-right order, e.g.
 ``"[2, 0, 3, 1]"``; ``record.meta["grid"] = (m, n)`` (without it, N is the target's length).
 Only ``permutation`` records are scored.
@@ -60,7 +60,7 @@ def predicted_permutation(completion: str) -> list[int] | None:
 
 @register_reward("jigsaw_hit")
 def jigsaw_hit(completion: str, record: Record) -> float:
-    """Fraction of the N positions holding the right index (seed 002 sec. 3.2 ``R_hit``).
+    """Fraction of the N positions holding the right index (the jigsaw RFT paper sec. 3.2 ``R_hit``).
 
     >>> from recap.tasks.record import Record
     >>> rec = Record("j1", "jigsaw", [], "Reorder.", "[2, 0, 3, 1]", "permutation",
@@ -78,7 +78,7 @@ def jigsaw_hit(completion: str, record: Record) -> float:
 
 @register_reward("jigsaw_acc")
 def jigsaw_acc(completion: str, record: Record) -> float:
-    """1.0 only when every position is right (seed 002 sec. 3.2 ``R_acc``).
+    """1.0 only when every position is right (the jigsaw RFT paper sec. 3.2 ``R_acc``).
 
     >>> from recap.tasks.record import Record
     >>> rec = Record("j1", "jigsaw", [], "Reorder.", "[2, 0, 3, 1]", "permutation",
@@ -95,7 +95,7 @@ def jigsaw_acc(completion: str, record: Record) -> float:
 @register_reward("jigsaw_format")
 def jigsaw_format(completion: str, record: Record) -> float:
     """1.0 when think and answer tags each occur once, in order, and the answer is a
-    non-repeating list of N valid indices in ``[...]`` (seed 002 sec. 3.2 ``R_fmt``).
+    non-repeating list of N valid indices in ``[...]`` (the jigsaw RFT paper sec. 3.2 ``R_fmt``).
 
     >>> from recap.tasks.record import Record
     >>> rec = Record("j1", "jigsaw", [], "Reorder.", "[2, 0, 3, 1]", "permutation",

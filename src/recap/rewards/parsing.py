@@ -100,7 +100,7 @@ def thinking_length(completion: str) -> int:
 
     An unclosed ``<think>`` (truncated generation) counts up to the end of the text; no
     ``<think>`` gives 0. Used to track how reasoning length evolves during training
-    (seed 000 sec. 5, Figure 7).
+    (the RECAP paper sec. 5, Figure 7).
 
     >>> thinking_length("<think>one two  three</think><answer>3</answer>")
     3

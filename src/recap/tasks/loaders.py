@@ -9,7 +9,7 @@
   relative paths resolved against the folder);
 
 and maps each row with one of the :data:`FORMATS`, the common public layouts of the data of
-seed 000 table 3 and seed 003:
+RECAP paper table 3 and OThink-MR1:
 
 | format        | rows like                                   | answer                         |
 | ------------- | ------------------------------------------- | ------------------------------ |
@@ -266,7 +266,7 @@ def map_choice(row: dict[str, Any], ctx: RowContext) -> Record:
 
 
 def map_clevr_count(row: dict[str, Any], ctx: RowContext) -> Record:
-    """CLEVR counting (seed 003 sec. 3.1): question and an integer answer (answer_type count)."""
+    """CLEVR counting (OThink-MR1 sec. 3.1): question and an integer answer (answer_type count)."""
     images = _images(row, ctx)
     question = _text(row, ("question", "problem"))
     answer = _get(row, ("answer", "solution", "label"), (int, str))

@@ -1,4 +1,4 @@
-"""Prompt templates (seed 000 appendix A.1/A.2; seed 002 section 3 for jigsaw).
+"""Prompt templates (the RECAP paper appendix A.1/A.2; jigsaw RFT paper section 3 for jigsaw).
 
 A template turns a Record's question into the user message. ``think`` asks for a reasoning trace
 in ``<think>...</think>`` followed by ``<answer>...</answer>`` (reasoning domains); ``answer`` asks
@@ -14,7 +14,7 @@ from recap.tasks.record import Record
 
 Template = Literal["think", "answer"]
 
-# Shorter than seed 000's figure 9 wording with the same instruction: the tiny lab's
+# Shorter than the RECAP paper's figure 9 wording with the same instruction: the tiny lab's
 # character-level model pays for every prompt character.
 THINK_SUFFIX = " Think in <think> </think>, then answer in <answer> </answer>."
 ANSWER_SUFFIX = " Answer in <answer> </answer>."

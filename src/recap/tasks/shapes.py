@@ -4,9 +4,9 @@ A scene is a few flat-coloured circles, squares and triangles on a grey backgrou
 Pillow without anti-aliasing, separated by at least ``gap`` pixels so that every object is one
 connected blob and counts are visually unambiguous.
 
-- ``count`` (visual counting as in seed 003 sec. 3.1, CLEVR-style): "How many red objects are
+- ``count`` (visual counting as in OThink-MR1 sec. 3.1, CLEVR-style): "How many red objects are
   there?"; answer_type ``count``, answer ``"3"``.
-- ``ground`` (referring-expression grounding, the RefCOCO role of seed 000 table 3): a referent
+- ``ground`` (referring-expression grounding, the RefCOCO role of the RECAP paper table 3): a referent
   that is unique in its scene ("the red circle") -> its box ``"[x1, y1, x2, y2]"``.
 - ``exists`` (POPE-style hallucination probe): "Is there a red circle in the image?", balanced
   yes/no, negatives sampled ``random`` / ``popular`` / ``adversarial`` (POPE's three subsets,
@@ -255,7 +255,7 @@ def make_count(
     split: str, n: int, seed: int = 0, *, queries: tuple[str, ...] = ("all", "color", "shape"),
     **scene: Any,
 ) -> list[Record]:
-    """Visual counting over shapes scenes (seed 003 sec. 3.1 CLEVR counting; answer_type count).
+    """Visual counting over shapes scenes (OThink-MR1 sec. 3.1 CLEVR counting; answer_type count).
 
     ``queries`` picks the question kinds among :data:`COUNT_QUERIES`: all objects, one colour,
     one shape, or one colour and shape. Colour/shape queries draw the attribute from the whole

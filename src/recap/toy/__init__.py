@@ -1,4 +1,4 @@
-"""The toy two-task study of seed 000 appendix A.6 (`recap bench toy`).
+"""The toy two-task study of the RECAP paper appendix A.6 (`recap bench toy`).
 
 Modules: `functions` (the two objectives, reference definitions), `front` (analytic Pareto front
 and distances), `runner` (batched optimisation with a `recap.weighting` strategy or a gradient

@@ -1,4 +1,4 @@
-"""Pareto front of the noise-free toy problem, and distances to it (seed 000 A.6, figure 5).
+"""Pareto front of the noise-free toy problem, and distances to it (the RECAP paper A.6, figure 5).
 
 Derivation (reference definitions of ``recap.toy.functions``). For ``x2 > 0`` both losses are at
 least ``g_k f1 >= log(5e-6) + 6 > -6.3``, while for ``x2 < 0`` they reach ``-20``; the front

@@ -1,4 +1,4 @@
-"""The two-task toy problem of seed 000 appendix A.6 (a noisy variant of Liu et al. 2021's toy).
+"""The two-task toy problem of the RECAP paper appendix A.6 (a noisy variant of Liu et al. 2021's toy).
 
 Two objectives on a shared parameter ``x = (x1, x2)``:
 
@@ -11,7 +11,7 @@ Two objectives on a shared parameter ``x = (x1, x2)``:
     h1 = ((-x1 + 7)^2 + 0.1 (-x2 - 8)^2) / 10 - 20
     h2 = ((-x1 - 7)^2 + 0.1 (-x2 - 8)^2) / 10 - 20
 
-Departures from the formulas as printed in seed 000 (appendix A.6), deliberately:
+Departures from the formulas as printed in the RECAP paper (appendix A.6), deliberately:
 - g2 has ``+ tanh(-x2)`` (the paper prints ``- tanh(-x2)``) and h1/h2 use ``x2`` in the second
   square (the paper prints ``x1``). Both are misprints: the toy the paper says it modifies is used
   unchanged by the CAGrad (``Cranial-XIX/CAGrad/toy.py``), Nash-MTL
@@ -19,7 +19,7 @@ Departures from the formulas as printed in seed 000 (appendix A.6), deliberately
   as above. g1 (``- tanh(-x2)``) and the +7 / -7 centres of h1 / h2 are the same in the paper
   and in those three references, so they are kept as printed.
 - No rescaling of L1: Nash-MTL and FAMO multiply L1 by 0.1 in their toy scripts, CAGrad does not,
-  and seed 000 prints no factor. ``scale_first`` exposes it (default 1, i.e. as printed).
+  and the RECAP paper prints no factor. ``scale_first`` exposes it (default 1, i.e. as printed).
 
 Only the values (not the gradients) of L1 are affected by the additive noise, so methods that
 read gradients only (equal weighting, every gradient aggregator) follow the noise-free path.
@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import torch
 
-#: Floor inside the logs of g1, g2 (Liu et al. 2021; seed 000 appendix A.6).
+#: Floor inside the logs of g1, g2 (Liu et al. 2021; RECAP paper appendix A.6).
 LOG_FLOOR = 5e-6
-#: Standard deviation of the noise added to the first objective's value (seed 000 A.6: 3 eps).
+#: Standard deviation of the noise added to the first objective's value (the RECAP paper A.6: 3 eps).
 NOISE_STD = 3.0
-#: The five start points of seed 000 appendix A.6 (identical to Nash-MTL's toy).
+#: The five start points of the RECAP paper appendix A.6 (identical to Nash-MTL's toy).
 START_POINTS: tuple[tuple[float, float], ...] = (
     (-8.5, 7.5),
     (0.0, 0.0),
@@ -48,11 +48,11 @@ OBJECTIVES: tuple[str, str] = ("L1", "L2")
 
 
 def toy_losses(x: torch.Tensor, scale_first: float = 1.0) -> torch.Tensor:
-    """Noise-free toy objectives ``(L1, L2)`` of seed 000 appendix A.6 (reference definitions).
+    """Noise-free toy objectives ``(L1, L2)`` of the RECAP paper appendix A.6 (reference definitions).
 
     Args:
         x: parameters, shape ``[..., 2]`` (any leading batch shape; differentiable).
-        scale_first: factor on L1 (1 in seed 000 and CAGrad; 0.1 in Nash-MTL / FAMO scripts).
+        scale_first: factor on L1 (1 in the RECAP paper and CAGrad; 0.1 in Nash-MTL / FAMO scripts).
 
     Returns:
         Losses of shape ``[..., 2]``: ``[..., 0]`` is L1, ``[..., 1]`` is L2.
@@ -72,5 +72,5 @@ def toy_losses(x: torch.Tensor, scale_first: float = 1.0) -> torch.Tensor:
 
 
 def start_points(dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """The five start points of seed 000 appendix A.6 as a ``[5, 2]`` tensor."""
+    """The five start points of the RECAP paper appendix A.6 as a ``[5, 2]`` tensor."""
     return torch.tensor(START_POINTS, dtype=dtype)

@@ -61,7 +61,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     """Render results.json as markdown tables (mean ± std over noise seeds)."""
     cfg = results["config"]
     lines = [
-        "# Toy two-task study (seed 000 appendix A.6)",
+        "# Toy two-task study (the RECAP paper appendix A.6)",
         "",
         f"Steps {cfg['steps']}, Adam lr {cfg['learning_rate']}, noise {cfg['noise']}, seeds "
         f"{cfg['seeds']}, loss shift +{cfg['loss_shift']:g} for loss-magnitude methods. "

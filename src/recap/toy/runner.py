@@ -1,4 +1,4 @@
-"""Optimise the toy problem from the five start points with one MTL method (seed 000 A.6).
+"""Optimise the toy problem from the five start points with one MTL method (the RECAP paper A.6).
 
 One *batch* is one method and a few noise seeds: the five start points of every seed are
 optimised together as one ``[R, 2]`` parameter tensor (R = 5 x seeds). The runs are independent
@@ -32,7 +32,7 @@ from recap.weighting import Weighting, build_weighting, make_aggregator, weighti
 #: are > -20 everywhere, so L + 40 >= 20 - 3|eps| stays positive unless |eps| > 6.67 (probability
 #: ~3e-11 per step). FAMO's log and RECAP's / DWA's ratios need positive values.
 LOSS_SHIFT = 40.0
-#: Adam learning rate of seed 000 A.6.
+#: Adam learning rate of the RECAP paper A.6.
 LEARNING_RATE = 1e-2
 
 

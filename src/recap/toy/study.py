@@ -1,4 +1,4 @@
-"""The toy two-task study of seed 000 appendix A.6 (figures 5, 14, 16, 17, 18): `recap bench toy`.
+"""The toy two-task study of the RECAP paper appendix A.6 (figures 5, 14, 16, 17, 18): `recap bench toy`.
 
 Every method optimises the five start points under three noise seeds (Adam, lr 1e-2, 10 000
 steps). Metrics per run come from the distance in loss space to the analytic Pareto front
@@ -72,7 +72,7 @@ def _recap(key: str, **options: float) -> MethodSpec:
     return MethodSpec(key, "loss", "recap", tuple(sorted(options.items())))
 
 
-#: RECAP ablations (seed 000 A.6, figs 17, 18 and table 5) as (value, spec) per group, plus a
+#: RECAP ablations (the RECAP paper A.6, figs 17, 18 and table 5) as (value, spec) per group, plus a
 #: sensitivity check of the loss shift: the tighter bound 21 (FAMO's reference toy uses
 #: min_losses = -21) lets the noisy L1 + 21 go negative, which FAMO's log cannot take.
 #: The defaults (T = 5, W = 10, s = c + i, shift 40) are the main ``recap`` run.
@@ -286,7 +286,7 @@ def run_toy_study(
         quick: smoke mode: at most 300 steps, 1 seed, methods recap / equal / famo / upgrad
             (unless ``methods`` is given), short timing pass and micro-benchmarks.
         seeds: number of noise seeds (0 .. seeds-1).
-        steps: Adam steps per run (seed 000: 10 000).
+        steps: Adam steps per run (the RECAP paper: 10 000).
         methods: method keys (``METHODS``); default ``DEFAULT_METHODS``.
         ablations: ablation groups of ``ABLATIONS`` to run (True: ``DEFAULT_ABLATIONS``, the
             paper's alpha, temperature and window; or a list of names, e.g. adding ``shift``).

@@ -1,9 +1,9 @@
-"""GRPO math as pure functions: group advantages, clipped surrogate, k3 KL (seed 000 sec. 3).
+"""GRPO math as pure functions: group advantages, clipped surrogate, k3 KL (the RECAP paper sec. 3).
 
 Letters: B prompts, G samples per prompt, L completion tokens. Token tensors are ``[B*G, L]`` with
 record ``i``'s samples in rows ``i*G .. i*G+G-1`` and a 0/1 ``mask`` marking real completion tokens.
 
-Aggregation (seed 002 appendix A, eq. 1 and 7; seed 000 sec. 3): a per-token quantity is averaged
+Aggregation (the jigsaw RFT paper appendix A, eq. 1 and 7; RECAP paper sec. 3): a per-token quantity is averaged
 over the tokens of its sequence (``1/|o_i| sum_t``), then over the G sequences of the group and the
 B groups (``1/G sum_i``, then the batch mean) — :func:`sequence_mean`. Every function here returns
 detached metrics as tensors; nothing calls ``.item()`` (the trainer syncs once per log step).
@@ -24,7 +24,7 @@ from torch import Tensor
 def group_advantages(rewards: Tensor, *, eps: float) -> Tensor:
     """Group-normalised advantages ``A_i = (R_i - mean(R)) / (std(R) + eps)`` per group.
 
-    Seed 000 sec. 3 (GRPO); seed 003 eq. 2.
+    Seed 000 sec. 3 (GRPO); OThink-MR1 eq. 2.
 
     Args:
         rewards: ``[B, G]`` sequence rewards, one row per prompt (G >= 2).
@@ -96,12 +96,12 @@ def clipped_surrogate(
     aggregation: str = "sequence",
     max_tokens: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Negated PPO/GRPO clipped surrogate (seed 000 sec. 3, the J_GRPO min term).
+    """Negated PPO/GRPO clipped surrogate (the RECAP paper sec. 3, the J_GRPO min term).
 
     Per token: ``r = exp(logp - old_logp)``, ``J = min(r A, clip(r, 1-eps, 1+eps) A)``; the loss
     is ``-aggregate(J)`` (:func:`aggregate`; ``sequence`` by default). With one update per batch
     of rollouts ``old_logp`` equals ``logp`` numerically (r = 1), and the gradient is
-    ``-A grad log pi`` (seed 002 appendix A eq. 9).
+    ``-A grad log pi`` (the jigsaw RFT paper appendix A eq. 9).
 
     Args:
         logp: ``[B*G, L]`` log-probs of the sampled tokens under the current policy (with grad).
@@ -140,7 +140,7 @@ def k3_kl(logp: Tensor, ref_logp: Tensor, mask: Tensor, *, aggregation: str = "s
           max_tokens: int | None = None) -> Tensor:
     """k3 estimate of KL(pi || pi_ref): per token ``pi_ref/pi - log(pi_ref/pi) - 1``.
 
-    Seed 002 appendix A eq. 7 (also seed 003 eq. 5). Non-negative per token; aggregated with
+    Seed 002 appendix A eq. 7 (also OThink-MR1 eq. 5). Non-negative per token; aggregated with
     :func:`aggregate` like the surrogate.
 
     Args:
@@ -163,9 +163,9 @@ def grpo_loss(
     beta: float,
     ref_logp: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The negated GRPO objective: ``clipped_surrogate + beta * k3_kl`` (seed 000 sec. 3).
+    """The negated GRPO objective: ``clipped_surrogate + beta * k3_kl`` (the RECAP paper sec. 3).
 
-    Seed 002 eq. 1 with the k3 KL of appendix A eq. 7; seed 003 eq. 4 with a scheduled beta.
+    Seed 002 eq. 1 with the k3 KL of appendix A eq. 7; OThink-MR1 eq. 4 with a scheduled beta.
     ``ref_logp`` is required when ``beta > 0``. Shapes as in :func:`clipped_surrogate`.
 
     Returns:
@@ -185,7 +185,7 @@ def grpo_loss(
 
 
 def combine_rewards(rewards: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
-    """Weighted reward sum ``R = sum_k c_k R_k`` (seed 003 eq. 1, alpha = c_format = 1).
+    """Weighted reward sum ``R = sum_k c_k R_k`` (OThink-MR1 eq. 1, alpha = c_format = 1).
 
     Args:
         rewards: name -> ``[B, G]`` rewards.

@@ -1,4 +1,4 @@
-"""KL coefficient schedules: constant beta and GRPO-D's dynamic beta (seed 003 eq. 3).
+"""KL coefficient schedules: constant beta and GRPO-D's dynamic beta (OThink-MR1 eq. 3).
 
 A schedule is a pure function of the step: nothing to save in a checkpoint. Steps are 0-based
 optimiser-step indices ``s = 0 .. T-1``; GRPO-D's ``t`` (its last step) is ``T - 1`` so the first
@@ -18,7 +18,7 @@ from recap.config import KLSpec
 def grpo_d_beta(
     step: float, *, last_step: float, beta_min: float, beta_max: float, warm_fraction: float
 ) -> float:
-    """GRPO-D's beta at ``step`` (seed 003 eq. 3).
+    """GRPO-D's beta at ``step`` (OThink-MR1 eq. 3).
 
     ``beta_mid = (beta_min + beta_max) / 2``, ``w = warm_fraction * t`` with ``t = last_step``:
     ``beta = beta_mid - (beta_mid - beta_min) * s / w`` for ``s <= w`` (exploration: beta falls),

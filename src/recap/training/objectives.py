@@ -1,9 +1,9 @@
-"""Per-objective losses and signals of one step (seed 000 sec. 4, Algorithm 1 lines 4-6).
+"""Per-objective losses and signals of one step (the RECAP paper sec. 4, Algorithm 1 lines 4-6).
 
 RL objectives are named by reward (decoupled advantages: objective ``k`` uses the advantage of
-reward ``k``) or, with combined advantages, ``"reward"`` for the weighted reward sum (seed 003
+reward ``k``) or, with combined advantages, ``"reward"`` for the weighted reward sum (OThink-MR1
 eq. 1). SFT objectives are ``sft:<domain>``. ``L_k`` is the mean of ``l_{n,k}`` over the domains
-``n`` that carry ``k`` in the micro-batch (seed 000 sec. 4 averages over domains).
+``n`` that carry ``k`` in the micro-batch (the RECAP paper sec. 4 averages over domains).
 
 Signals: every RL objective's mean raw reward (combined: the weighted sum divided by the sum of
 weights); the trainer turns them, and the SFT losses and accuracies, into what the weighting
@@ -104,7 +104,7 @@ def objective_advantages(
 
     ``decoupled``: objective ``k`` gets ``(R_k - mean) / (std + eps)`` of its own reward.
     ``combined``: the single objective ``"reward"`` gets the advantage of ``sum_k c_k R_k``
-    (seed 003 eq. 1-2). Returns ``(advantages name -> [B*G], signals name -> 0-dim tensor)``.
+    (OThink-MR1 eq. 1-2). Returns ``(advantages name -> [B*G], signals name -> 0-dim tensor)``.
     """
     if mode == "decoupled":
         adv = {k: group_advantages(r, eps=eps).reshape(-1) for k, r in rewards.items()}

@@ -1,11 +1,11 @@
 """Named training variants of the three papers, as changes to one lab base recipe.
 
 ``recap train --preset NAME`` (or ``preset: NAME`` in a YAML recipe) starts from
-:data:`LAB_BASE`, a miniature of seed 000's hybrid setting on the built-in tasks — a reasoning
+:data:`LAB_BASE`, a miniature of the RECAP paper's hybrid setting on the built-in tasks — a reasoning
 domain trained with GRPO on thinking-format + accuracy (like ThinkLite-VL), a grounding domain
 replayed with GRPO on answer-format + IoU (like RefCOCO) and an OCR-like digits domain replayed
 with SFT (like LLaVA-OneVision-OCR) — and applies the preset's changes (mappings merge, lists
-replace). The YAML file and ``--set`` overrides apply on top. As in seed 000 Table 3, general data
+replace). The YAML file and ``--set`` overrides apply on top. As in the RECAP paper Table 3, general data
 outnumbers reasoning data (1408 vs 256 records, about the 5.5 : 1 of the hybrid setting), so the
 size-proportional ``default``, the ``uniform`` and the capped ``coreset`` mixtures differ.
 
@@ -75,15 +75,15 @@ _JIGSAW_SFT = {"name": "jigsaw", "source": "jigsaw", "role": "reasoning", "mode"
                "template": "answer", "n": 64}
 
 PRESETS: dict[str, Preset] = {
-    "reasoning-only": Preset("seed 000 sec. 5.1", "reasoning domain only, no replay",
+    "reasoning-only": Preset("RECAP paper sec. 5.1", "reasoning domain only, no replay",
                              {"sampling": {"strategy": "reasoning_only"}}),
-    "default": Preset("seed 000 sec. 5.1", "replay, domains sampled by size",
+    "default": Preset("RECAP paper sec. 5.1", "replay, domains sampled by size",
                       {"sampling": {"strategy": "default"}}),
-    "uniform": Preset("seed 000 sec. 5.1", "replay, domains sampled uniformly",
+    "uniform": Preset("RECAP paper sec. 5.1", "replay, domains sampled uniformly",
                       {"sampling": {"strategy": "uniform"}}),
-    "coreset": Preset("seed 000 sec. 5.1", "general data capped at half the reasoning volume",
+    "coreset": Preset("RECAP paper sec. 5.1", "general data capped at half the reasoning volume",
                       {"sampling": {"strategy": "coreset", "coreset_ratio": 0.5}}),
-    "lwf": Preset("seed 000 sec. 5.1", "uniform + reference KL, beta = 0.01",
+    "lwf": Preset("RECAP paper sec. 5.1", "uniform + reference KL, beta = 0.01",
                   {"sampling": {"strategy": "uniform"},
                    "kl": {"schedule": "constant", "beta": 0.01}}),
     "recap": Preset("RECAP paper, sec. 4 + appendix (its runs)",
@@ -104,18 +104,18 @@ PRESETS: dict[str, Preset] = {
                               "weighting": {"name": "recap", "variant": "official",
                                             "window": 10, "temperature": 5.0, "alpha": 0.5,
                                             "apply": "rewards"}}),
-    "grpo": Preset("seed 003 sec. 4.1", "GRPO on counting, constant beta = 0.04",
+    "grpo": Preset("OThink-MR1 sec. 4.1", "GRPO on counting, constant beta = 0.04",
                    _single(_COUNT, rl={"advantage": "combined"},
                            kl={"schedule": "constant", "beta": 0.04},
                            train={"batch_size": 2, "batch_per": "domain"})),
-    "grpo-d": Preset("seed 003 eq. 3", "GRPO-D on counting, beta 0.07 -> 0.04 -> 0.1",
+    "grpo-d": Preset("OThink-MR1 eq. 3", "GRPO-D on counting, beta 0.07 -> 0.04 -> 0.1",
                      _single(_COUNT, rl={"advantage": "combined"},
                              kl={"schedule": "grpo_d", "beta_min": 0.04, "beta_max": 0.1,
                                  "warm_fraction": 0.3},
                              train={"batch_size": 2, "batch_per": "domain"})),
-    "sft-gt": Preset("seed 002 sec. 5.2", "SFT on the jigsaw ground truth",
+    "sft-gt": Preset("jigsaw RFT paper sec. 5.2", "SFT on the jigsaw ground truth",
                      _single(_JIGSAW_SFT, train={"batch_size": 4, "batch_per": "domain"})),
-    "grpo-restart": Preset("seed 002 sec. 5.6", "GRPO on jigsaw, G=4, T=1.0, beta=0.04, "
+    "grpo-restart": Preset("jigsaw RFT paper sec. 5.6", "GRPO on jigsaw, G=4, T=1.0, beta=0.04, "
                            "restart every 2 epochs",
                            _single(_JIGSAW_RL,
                                    rl={"advantage": "combined", "num_generations": 4,

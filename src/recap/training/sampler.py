@@ -1,4 +1,4 @@
-"""Which records a micro-batch holds: the replay strategies of seed 000 sec. 5.1.
+"""Which records a micro-batch holds: the replay strategies of the RECAP paper sec. 5.1.
 
 Each domain is read as an endless stream of epochs; epoch ``e`` is a fixed permutation of the
 domain's pool drawn from ``(seed, domain, e)``, so a position in the stream is all the state a
@@ -48,7 +48,7 @@ def domain_probabilities(
     strategy: Strategy,
     weights: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """Domain sampling probabilities ``p_n`` for ``strategy`` (seed 000 sec. 5.1).
+    """Domain sampling probabilities ``p_n`` for ``strategy`` (the RECAP paper sec. 5.1).
 
     ``sizes`` are pool sizes after any coreset cut. Domains with ``p_n = 0`` are not sampled.
     """
@@ -74,7 +74,7 @@ def domain_probabilities(
 def coreset_sizes(
     sizes: Mapping[str, int], roles: Mapping[str, str], ratio: float
 ) -> dict[str, int]:
-    """Pool sizes after capping general data at ``ratio`` x the reasoning volume (seed 000 5.1).
+    """Pool sizes after capping general data at ``ratio`` x the reasoning volume (the RECAP paper 5.1).
 
     The cap ``floor(ratio * reasoning records)`` is split across general domains in proportion to
     their size by largest remainders (at least 1 each, never more than a domain has); reasoning

@@ -1,18 +1,18 @@
-"""The hybrid multi-objective RLVR trainer: GRPO + SFT in one step (seed 000 Algorithm 1).
+"""The hybrid multi-objective RLVR trainer: GRPO + SFT in one step (the RECAP paper Algorithm 1).
 
 One optimiser step: sample records by the replay strategy -> for RL domains generate G completions,
 score every reward, group-normalise advantages (per reward, or on the weighted sum) and take the
 reference log-probs -> the weighting gets one reward-like signal per objective and returns lambda
 -> per micro-batch: clipped surrogate per RL objective, next-token loss per SFT domain, L_k averaged
 over the domains carrying k, loss = weighting.combine(L) + beta * KL -> backward, clip, AdamW step.
-Restarts (seed 002 sec. 5.6) reset the optimiser state and set the reference to the current policy.
+Restarts (the jigsaw RFT paper sec. 5.6) reset the optimiser state and set the reference to the current policy.
 
 Deliberate choices:
-- sequence aggregation by default as in seed 002 app. A: per-sequence token mean, then mean over
+- sequence aggregation by default as in the jigsaw RFT paper app. A: per-sequence token mean, then mean over
   the G samples and the B prompts; ``rl.loss_aggregation`` offers token (DAPO) and constant
   (Dr. GRPO) aggregation (``grpo.aggregate``);
 - ``rl.updates`` (mu, GRPO paper Alg. 1) optimiser updates per batch of rollouts, pi_old fixed
-  to the sampling policy; with the default mu = 1 the ratio is 1 up to float round-off (seed 002
+  to the sampling policy; with the default mu = 1 the ratio is 1 up to float round-off (the jigsaw RFT paper
   app. A) and the clip never acts. lambda is computed once per batch (first update) and the
   learning-rate schedule advances once per batch;
 - the KL term is added once, unweighted, next to the weighted objectives (objectives.py);

@@ -1,4 +1,4 @@
-"""Per-objective loss weighting: RECAP (seed 000 sec. 4) and multi-task baselines.
+"""Per-objective loss weighting: RECAP (the RECAP paper sec. 4) and multi-task baselines.
 
 Contract (every strategy of `WEIGHTINGS`, built with `build_weighting(name, objectives, **kw)`):
 
@@ -14,7 +14,7 @@ Contract (every strategy of `WEIGHTINGS`, built with `build_weighting(name, obje
 
 * `update` may omit objectives (their state stays unchanged, they keep a weight); unknown names
   raise ValueError; NaN / infinite values are rejected, never propagated into the weights.
-* The default `combine` is the seed 000 objective (1/K) sum_k lambda_k L_k with lambda constant
+* The default `combine` is the RECAP paper objective (1/K) sum_k lambda_k L_k with lambda constant
   (detached). UW and FAMO replace it with their own losses, which need the loss tensors; FAMO
   additionally needs strictly positive losses (above its `min_losses`).
 * Each strategy declares what its values mean (`Weighting.consumes`): "reward" (reward-like in

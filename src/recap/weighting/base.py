@@ -2,7 +2,7 @@
 
 A strategy turns one scalar signal per objective and step into weights with mean 1 over the K
 objectives (`update`), and combines the per-objective loss tensors of the same step into the
-scalar that is back-propagated (`combine`). The default combination is the seed 000 objective
+scalar that is back-propagated (`combine`). The default combination is the RECAP paper objective
 (sec. 4, "Overall training objective"): L = (1/K) sum_k lambda_k L_k with lambda treated as a
 constant. Strategies with learnable state (UW, FAMO) override `combine`, `parameters` and
 `post_step`.
@@ -37,7 +37,7 @@ def validate_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
 
 
 def softmax_weights(scores: Sequence[float], temperature: float) -> list[float]:
-    """K * softmax(scores / T): weights with mean 1 (seed 000 eq. 1, also DWA and RLW).
+    """K * softmax(scores / T): weights with mean 1 (the RECAP paper eq. 1, also DWA and RLW).
 
     The maximum score is subtracted before dividing by T and exponentiating, so that large
     finite scores cannot overflow (dividing first turns a score near the float maximum into
@@ -91,7 +91,7 @@ class Weighting(ABC):
         """
 
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
-        """(1/K) sum_k lambda_k L_k over the objectives present in `losses` (seed 000 sec. 4).
+        """(1/K) sum_k lambda_k L_k over the objectives present in `losses` (the RECAP paper sec. 4).
 
         The weights are plain floats, so no gradient flows into them ("lambda detached").
         An objective absent from `losses` contributes nothing, and the sum is still divided by

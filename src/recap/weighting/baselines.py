@@ -31,7 +31,7 @@ class EqualWeighting(Weighting):
 
 
 class StaticWeighting(Weighting):
-    """Fixed user weights, rescaled to mean 1 (a fixed mixture such as MoDoMoDo's, seed 000 5.1).
+    """Fixed user weights, rescaled to mean 1 (a fixed mixture such as MoDoMoDo's, RECAP paper 5.1).
 
     Args:
         objectives: objective names.
