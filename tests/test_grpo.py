@@ -1,4 +1,4 @@
-"""Hand-computed checks of the GRPO math (the RECAP paper sec. 3; jigsaw RFT paper app. A; OThink-MR1 eq. 1-2)."""
+"""Hand-computed checks of the GRPO math (RECAP sec. 3; jigsaw-RFT app. A; OThink-MR1 eq. 1-2)."""
 
 import math
 
@@ -73,7 +73,7 @@ def test_clipped_surrogate_both_sides_by_hand():
 
 
 def test_on_policy_ratio_is_one_and_gradient_is_advantage_weighted():
-    # old == current: loss = -mean(A) = 0 here, gradient -A / (G |o|) (the jigsaw RFT paper app. A eq. 9)
+    # old == current: loss = -mean(A) = 0 here, gradient -A / (G |o|) (jigsaw-RFT app. A eq. 9)
     logp = torch.full((2, 2), -1.0, requires_grad=True)
     adv = torch.tensor([0.5, -0.5])
     loss, m = clipped_surrogate(logp, logp.detach(), adv, torch.ones(2, 2), clip_eps=0.2)

@@ -9,7 +9,7 @@ from recap.training.kl import KLSchedule, grpo_d_beta
 
 
 def test_grpo_d_at_known_steps():
-    # t = 10, w = 0.3 t = 3, beta_min 0.04, beta_max 0.1, beta_mid 0.07 (counting, OThink-MR1 sec. 4)
+    # t = 10, w = 0.3 t = 3, beta_min 0.04, beta_max 0.1, beta_mid 0.07 (counting; OThink-MR1 4)
     kw = {"last_step": 10, "beta_min": 0.04, "beta_max": 0.1, "warm_fraction": 0.3}
     assert grpo_d_beta(0, **kw) == pytest.approx(0.07)  # starts at beta_mid
     assert grpo_d_beta(1, **kw) == pytest.approx(0.07 - 0.03 / 3)  # falls 0.01 per step

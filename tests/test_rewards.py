@@ -1,4 +1,4 @@
-"""Known-answer tests of recap.rewards (the RECAP paper format/accuracy/IoU, jigsaw RFT paper sec. 3.2 jigsaw)."""
+"""Known-answer tests of recap.rewards (RECAP format/accuracy/IoU, jigsaw-RFT sec. 3.2 jigsaw)."""
 
 from __future__ import annotations
 
@@ -360,7 +360,7 @@ def test_box_and_jigsaw_rewards_refuse_other_tasks() -> None:
     assert jigsaw_acc(ans("[0, 0, 10, 10]"), BOX) == 0.0
 
 
-# ---------------------------------------------------------------- jigsaw (the jigsaw RFT paper sec. 3.2)
+# ---------------------------------------------------------------- jigsaw (jigsaw-RFT sec. 3.2)
 
 J33 = rec("[4, 0, 7, 2, 8, 1, 3, 5, 6]", "permutation", grid=(3, 3))
 

@@ -1,4 +1,4 @@
-"""Tests of the toy two-task study (the RECAP paper appendix A.6): functions, front, metrics, runner."""
+"""Tests of the toy two-task study (RECAP appendix A.6): functions, front, metrics, runner."""
 
 from __future__ import annotations
 

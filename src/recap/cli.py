@@ -178,7 +178,7 @@ def perplexity_gap(
     seed: int = typer.Option(0, help="Seed of the questions and of sampling."),
     out: Path = typer.Option(Path("perplexity_gap"), help="Output directory."),
 ) -> None:
-    """Perplexity gap of ground truth vs trained rollouts under the base model (the jigsaw RFT paper)."""
+    """Perplexity gap of ground truth vs trained rollouts under the base model (jigsaw-RFT)."""
     from recap.evaluation.perplexity import perplexity_gap_command
 
     result = perplexity_gap_command(base, trained, task, split, n, samples, max_new_tokens,

@@ -1,9 +1,9 @@
 """The training recipe: typed, validated, loaded from YAML and overridable from the command line.
 
 A recipe names the model, the domains (each with a data source, a mode ``rl`` or ``sft``, a prompt
-template and its rewards), how domains are sampled (the RECAP paper sec. 5.1 baselines), how objectives
-are weighted (RECAP, RECAP paper sec. 4, or a baseline), the GRPO settings (the RECAP paper sec. 3, jigsaw RFT paper
-eq. 1), the KL schedule (constant or GRPO-D, OThink-MR1 eq. 3), periodic restarts (the jigsaw RFT paper sec.
+template and its rewards), how domains are sampled (RECAP sec. 5.1 baselines), how objectives
+are weighted (RECAP, RECAP paper sec. 4, or a baseline), the GRPO settings (RECAP sec. 3, jigsaw-RFT
+eq. 1), the KL schedule (constant or GRPO-D, OThink-MR1 eq. 3), periodic restarts (jigsaw-RFT sec.
 5.6), the optimiser (the RECAP paper A.1) and logging/checkpoint cadences.
 
 Every model forbids unknown keys. Incompatible combinations are rejected when the recipe is loaded,
@@ -190,7 +190,7 @@ class KLSpec(_Model):
 
 
 class RestartSpec(_Model):
-    """Periodic restart: reset the optimiser state, reference := current policy (the jigsaw RFT paper)."""
+    """Periodic restart: reset the optimiser state, reference := current policy (jigsaw-RFT)."""
 
     every_steps: int | None = Field(None, ge=1, description="restart every N optimiser steps")
     every_epochs: float | None = Field(

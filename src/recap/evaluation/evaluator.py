@@ -4,11 +4,11 @@ A suite is a list of :class:`EvalTask`: which records (a built-in task's held-ou
 with a fixed seed and size, or external Records), which prompt template, and which rewards are
 averaged into which metric names. The built-in suites:
 
-- ``general``: the capabilities RL on reasoning data must not erase (the RECAP paper sec. 1, jigsaw RFT paper
+- ``general``: the capabilities RL on reasoning data must not erase (RECAP sec. 1, jigsaw-RFT
   table 1): counting, POPE-style object existence (random / popular / adversarial negatives),
   grounding (mean IoU, acc@IoU0.5) and digit OCR (exact match); ``answer`` template.
 - ``target``: the tasks being trained: counting asked with the ``think`` template (the
-  quickstart's target), visual arithmetic reasoning and jigsaw puzzles (the jigsaw RFT paper), ``think``
+  quickstart's target), visual arithmetic reasoning and jigsaw puzzles (jigsaw-RFT), ``think``
   template.
 - ``quickstart``: ``general`` plus counting with the think template.
 - ``all``: both.
@@ -43,7 +43,7 @@ from recap.tasks.record import Record
 RESULTS_FORMAT = "recap-eval/1"
 DEFAULT_N = 120
 POPE_SUBSETS = ("random", "popular", "adversarial")
-# Template and format reward per template (the RECAP paper sec. 5: thinking format on reasoning domains,
+# Template and format reward per template (RECAP sec. 5: thinking format on reasoning domains,
 # answer format on perception domains).
 FORMAT_REWARD = {"think": "think_format", "answer": "answer_format"}
 

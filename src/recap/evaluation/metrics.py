@@ -54,7 +54,7 @@ def normalize_yesno(pred: str | None) -> str | None:
 def existence_metrics(preds: Sequence[str | None], golds: Sequence[str]) -> dict[str, float]:
     """POPE-style binary metrics of yes/no object-existence answers, "yes" the positive class.
 
-    POPE (Li et al. 2023; the hallucination row of the jigsaw RFT paper table 1) reports, over N questions::
+    POPE (Li et al. 2023; the hallucination row of jigsaw-RFT table 1) reports, over N questions::
 
         accuracy  = (TP + TN) / N
         precision = TP / (TP + FP)          recall = TP / (TP + FN)
@@ -127,7 +127,7 @@ def reward_scores(
 
 
 def response_length(completion: str) -> int:
-    """Length of a whole completion in whitespace-separated words (the RECAP paper figure 8's unit)."""
+    """Length of a whole completion in whitespace-separated words (RECAP figure 8's unit)."""
     return len(_WORD.findall(completion))
 
 

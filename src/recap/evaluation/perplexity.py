@@ -91,7 +91,7 @@ def mean_perplexity(
     policy: Any, records: Sequence[Record], prompts: Sequence[str], responses: Sequence[str],
     batch_size: int = 16,
 ) -> dict[str, float]:
-    """Mean and median perplexity of a fixed response set (one point of the jigsaw RFT paper figure 3)."""
+    """Mean and median perplexity of a fixed response set (one point of jigsaw-RFT figure 3)."""
     ppl = response_perplexities(policy, records, prompts, responses, batch_size)
     return {"mean": float(np.nanmean(ppl)), "median": float(np.nanmedian(ppl)), "n": len(ppl)}
 
@@ -239,7 +239,7 @@ def perplexity_gap_command(
     split: str = "train", n: int = 200, num_samples: int = 16, max_new_tokens: int = 256,
     batch_size: int = 8, seed: int = 0, out_dir: Path = Path("perplexity_gap"),
 ) -> dict[str, Any]:
-    """``recap perplexity-gap``: the study on ``n`` questions of a built-in task (the jigsaw RFT paper uses
+    """``recap perplexity-gap``: the study on ``n`` questions of a built-in task (jigsaw-RFT uses
     200 training questions of the novel task), written to ``out_dir``."""
     from recap.models.policy import load_policy
     from recap.tasks.registry import make_task

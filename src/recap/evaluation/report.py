@@ -5,7 +5,7 @@ base model, one per trained checkpoint) and, optionally, each run's ``metrics.js
 ``report.md`` (tables + PNGs next to it) and ``report.html`` (the same, PNGs embedded):
 
 - the forgetting table: each capability's headline metrics for the base and every run, with
-  the change vs base as an arrow, like jigsaw RFT paper table 1; a drop is bold when it exceeds twice the
+  the change vs base as an arrow, like jigsaw-RFT table 1; a drop is bold when it exceeds twice the
   standard error of the difference (``2 * sqrt(se_base^2 + se_run^2)``, the error bars of the
   per-sample means), or 5 points where no standard error exists (precision / recall / F1). The
   seed bolds "large" drops without a stated rule; tying it to the error bars keeps a 1-point wobble

@@ -10,7 +10,7 @@ recorded while sampling (up to float round-off).
 
 Log-probs convention: ``Generation.logprobs`` and ``completion_logprobs`` are log-softmax of the
 *raw* logits, i.e. log pi(token) of the unmodified policy, whatever the sampling temperature or
-top-p: that is the pi_old / pi_ref the GRPO ratio and k3 KL need (the jigsaw RFT paper, appendix A). With
+top-p: that is the pi_old / pi_ref the GRPO ratio and k3 KL need (jigsaw-RFT, appendix A). With
 temperature != 1 or top_p < 1 the tokens are drawn from a modified distribution, so the ratio is
 then an approximation (as in TRL and verl, which make the same choice by default).
 

@@ -1,7 +1,7 @@
 """Markdown and self-contained HTML rendering of report tables and figures.
 
 Cells are plain strings in which ``**text**`` marks bold (a significant drop, as the bold arrows
-of the jigsaw RFT paper table 1); :func:`html_table` turns that into ``<b>``. The HTML page embeds its PNGs
+of jigsaw-RFT table 1); :func:`html_table` turns that into ``<b>``. The HTML page embeds its PNGs
 as base64 so the single file can be mailed or attached to an issue.
 """
 
@@ -32,7 +32,7 @@ def format_delta(
     value: float | None, base: float | None, scale: float = 100.0, digits: int = 1,
     bold: bool = False,
 ) -> str:
-    """A cell ``"value (↑delta)"`` / ``"value (↓delta)"`` relative to ``base``, as in the jigsaw RFT paper
+    """A cell ``"value (↑delta)"`` / ``"value (↓delta)"`` relative to ``base``, as in jigsaw-RFT
     table 1; ``bold`` wraps the arrow and delta in ``**`` (a significant drop)."""
     text = format_value(value, scale, digits)
     if value is None or base is None:

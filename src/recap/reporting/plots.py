@@ -4,8 +4,8 @@
   (the RECAP paper figure 1 is the radar version).
 - :func:`curve_grid`: one panel per logged key, each run a colour, the per-step values as a light
   trace under a trailing moving average (the RECAP paper figures 6, 7, 8 and 13).
-- :func:`lambda_panels`: per-objective weights over steps, one panel per run (the RECAP paper fig. 12).
-- :func:`histograms`: overlaid distributions (the perplexity gaps of the jigsaw RFT paper figure 5, right).
+- :func:`lambda_panels`: per-objective weights over steps, one panel per run (RECAP fig. 12).
+- :func:`histograms`: overlaid distributions (the perplexity gaps of jigsaw-RFT figure 5, right).
 
 Every function takes plain Python data, writes one PNG and returns its path, or ``None`` when
 there is nothing to draw, so a report degrades gracefully on runs that log fewer keys.
@@ -114,7 +114,7 @@ def capability_radar(
     labels: Sequence[str], values: Mapping[str, Sequence[float | None]], path: Path,
     title: str = "Capabilities (higher is better)",
 ) -> Path | None:
-    """Radar chart of capabilities, one polygon per model (the RECAP paper figure 1); needs >= 3 axes.
+    """Radar chart of capabilities, one polygon per model (RECAP figure 1); needs >= 3 axes.
 
     Missing values are drawn at 0 so the polygon stays closed; the bar chart shows them as gaps.
     """
@@ -182,7 +182,7 @@ def curve_grid(
     Args:
         curves: ``{run: {key: (steps, values)}}``; a run missing a key is left out of that panel.
         keys: panel keys in display order (titles are the keys themselves).
-        window: moving-average window in logged points (the RECAP paper uses W = 10 for its windows).
+        window: moving-average window in logged points (RECAP uses W = 10 for its windows).
         unit_interval: fix the y axis to [0, 1] (rewards), so a flat 1.0 reads as saturated.
     """
     keys = [k for k in keys if any(len(c.get(k, ([], []))[1]) for c in curves.values())]
@@ -268,7 +268,7 @@ def lambda_panels(
 def histograms(
     samples: Mapping[str, Sequence[float]], path: Path, title: str, xlabel: str, bins: int = 30,
 ) -> Path | None:
-    """Overlaid density histograms with a dashed line at each median (the jigsaw RFT paper figure 5)."""
+    """Overlaid density histograms with a dashed line at each median (jigsaw-RFT figure 5)."""
     samples = {k: [v for v in vs if math.isfinite(v)] for k, vs in samples.items()}
     samples = {k: vs for k, vs in samples.items() if vs}
     if not samples:

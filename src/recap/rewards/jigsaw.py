@@ -60,7 +60,7 @@ def predicted_permutation(completion: str) -> list[int] | None:
 
 @register_reward("jigsaw_hit")
 def jigsaw_hit(completion: str, record: Record) -> float:
-    """Fraction of the N positions holding the right index (the jigsaw RFT paper sec. 3.2 ``R_hit``).
+    """Fraction of the N positions holding the right index (jigsaw-RFT sec. 3.2 ``R_hit``).
 
     >>> from recap.tasks.record import Record
     >>> rec = Record("j1", "jigsaw", [], "Reorder.", "[2, 0, 3, 1]", "permutation",

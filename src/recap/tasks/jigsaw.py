@@ -13,14 +13,14 @@ shuffled sequence: ``answer[p] = j`` means given piece j belongs at position p, 
 given pieces in answer order rebuilds the image (``original[p] == given[answer[p]]``). The
 inverse permutation (the original position of each given piece) is kept in
 ``meta["piece_positions"]``. For a prediction that is itself a permutation, the hit and
-accuracy rewards of the jigsaw RFT paper sec. 3.2 are the same under either reading (q[p] = a[p] = j exactly
+accuracy rewards of jigsaw-RFT sec. 3.2 are the same under either reading (q[p] = a[p] = j exactly
 when q^-1[j] = a^-1[j] = p), but the target string differs, which matters for SFT.
 
 Sources: photos that ship inside the scikit-image wheel (no download; ``skimage.data``) and
 scikit-learn's two sample images. Some photos are held out for the test split so test puzzles
 come from pictures never seen in training (the jigsaw RFT paper uses COCO train / test images).
 
-Departures from the jigsaw RFT paper: tiny photos (64 px crops of ~13 pictures instead of COCO), 2x2 grid
+Departures from jigsaw-RFT: tiny photos (64 px crops of ~13 pictures instead of COCO), 2x2 grid
 by default for the lab (3x3 as in the paper with ``grid=(3, 3)``), and crops whose pieces are
 nearly uniform (grey-level std below ``min_piece_std``) or identical are redrawn, since such
 puzzles have no unique solution.
@@ -76,7 +76,7 @@ def source_crop(source: str, crop_box: Box, image_size: int) -> Image.Image:
 
 
 def cut_grid(image: Image.Image, grid: Grid) -> list[Image.Image]:
-    """Cut ``image`` into ``grid = (m, n)`` cells in row-major order (the jigsaw RFT paper sec. 3.1).
+    """Cut ``image`` into ``grid = (m, n)`` cells in row-major order (jigsaw-RFT sec. 3.1).
 
     Cell size is (width // n, height // m); the excess pixels at the right and bottom are
     dropped so the used area is an exact multiple of the cell size.

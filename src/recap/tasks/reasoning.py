@@ -13,7 +13,7 @@ Scene questions reuse the shapes scenes (:mod:`recap.tasks.shapes`, content-hash
 ``digit_sum`` reuses the held-out digit scans of :mod:`recap.tasks.digits`. The answer is a
 non-negative integer (answer_type number); ``meta["solution"]`` is a short worked solution that
 ends with the equation giving the answer (the ``think`` target of
-:func:`recap.tasks.prompts.render_target`). This plays the role of the reasoning data of the RECAP paper
+:func:`recap.tasks.prompts.render_target`). This plays the role of the reasoning data of RECAP
 (ThinkLite, GeoQA, ScienceQA), at the scale a tiny model can learn.
 """
 

@@ -7,7 +7,7 @@
 | ground   | :mod:`recap.tasks.shapes`    | bbox         | grounding (RefCOCO)           |
 | describe | :mod:`recap.tasks.shapes`    | text         | dense scene description (pretraining) |
 | digits   | :mod:`recap.tasks.digits`    | text         | reading / OCR                 |
-| jigsaw   | :mod:`recap.tasks.jigsaw`    | permutation  | novel task (the jigsaw RFT paper)         |
+| jigsaw   | :mod:`recap.tasks.jigsaw`    | permutation  | novel task (jigsaw RFT paper) |
 | arith    | :mod:`recap.tasks.reasoning` | number       | multi-step visual reasoning   |
 
 Every generator is deterministic in (name, split, seed) and keeps train and test disjoint

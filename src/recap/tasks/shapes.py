@@ -6,7 +6,7 @@ connected blob and counts are visually unambiguous.
 
 - ``count`` (visual counting as in OThink-MR1 sec. 3.1, CLEVR-style): "How many red objects are
   there?"; answer_type ``count``, answer ``"3"``.
-- ``ground`` (referring-expression grounding, the RefCOCO role of the RECAP paper table 3): a referent
+- ``ground`` (referring-expression grounding, the RefCOCO role of RECAP table 3): a referent
   that is unique in its scene ("the red circle") -> its box ``"[x1, y1, x2, y2]"``.
 - ``exists`` (POPE-style hallucination probe): "Is there a red circle in the image?", balanced
   yes/no, negatives sampled ``random`` / ``popular`` / ``adversarial`` (POPE's three subsets,

@@ -1,4 +1,4 @@
-"""Micro-benchmarks behind the "about K times cheaper per step" claim (the RECAP paper A.6, fig. 16).
+"""Micro-benchmarks behind the "about K times cheaper per step" claim (RECAP A.6, fig. 16).
 
 Two measurements, both single-threaded:
 

@@ -1,4 +1,4 @@
-"""The two-task toy problem of the RECAP paper appendix A.6 (a noisy variant of Liu et al. 2021's toy).
+"""The two-task toy problem of RECAP appendix A.6 (a noisy variant of Liu et al. 2021's toy).
 
 Two objectives on a shared parameter ``x = (x1, x2)``:
 
@@ -31,7 +31,7 @@ import torch
 
 #: Floor inside the logs of g1, g2 (Liu et al. 2021; RECAP paper appendix A.6).
 LOG_FLOOR = 5e-6
-#: Standard deviation of the noise added to the first objective's value (the RECAP paper A.6: 3 eps).
+#: Standard deviation of the noise added to the first objective's value (RECAP A.6: 3 eps).
 NOISE_STD = 3.0
 #: The five start points of the RECAP paper appendix A.6 (identical to Nash-MTL's toy).
 START_POINTS: tuple[tuple[float, float], ...] = (
@@ -48,7 +48,7 @@ OBJECTIVES: tuple[str, str] = ("L1", "L2")
 
 
 def toy_losses(x: torch.Tensor, scale_first: float = 1.0) -> torch.Tensor:
-    """Noise-free toy objectives ``(L1, L2)`` of the RECAP paper appendix A.6 (reference definitions).
+    """Noise-free toy objectives ``(L1, L2)`` of RECAP appendix A.6 (reference definitions).
 
     Args:
         x: parameters, shape ``[..., 2]`` (any leading batch shape; differentiable).

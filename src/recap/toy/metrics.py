@@ -1,4 +1,4 @@
-"""Convergence metrics of toy trajectories against the Pareto front (the RECAP paper A.6, figs 5, 14).
+"""Convergence metrics of toy trajectories against the Pareto front (RECAP A.6, figs 5, 14).
 
 Every metric reads the distance curve ``d[t]`` of one run: the Euclidean distance in loss space
 from the noise-free losses at step ``t`` to the analytic front (``recap.toy.front``).

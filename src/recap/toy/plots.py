@@ -1,4 +1,4 @@
-"""Figures of the toy study: loss-space trajectories over the Pareto front (the RECAP paper figs 5, 14,
+"""Figures of the toy study: loss-space trajectories over the Pareto front (RECAP figs 5, 14,
 17, 18), distance-to-front curves and per-step cost (fig. 16)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The toy two-task study of the RECAP paper appendix A.6 (figures 5, 14, 16, 17, 18): `recap bench toy`.
+"""The toy two-task study of RECAP appendix A.6 (figures 5, 14, 16, 17, 18): `recap bench toy`.
 
 Every method optimises the five start points under three noise seeds (Adam, lr 1e-2, 10 000
 steps). Metrics per run come from the distance in loss space to the analytic Pareto front

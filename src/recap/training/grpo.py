@@ -3,7 +3,7 @@
 Letters: B prompts, G samples per prompt, L completion tokens. Token tensors are ``[B*G, L]`` with
 record ``i``'s samples in rows ``i*G .. i*G+G-1`` and a 0/1 ``mask`` marking real completion tokens.
 
-Aggregation (the jigsaw RFT paper appendix A, eq. 1 and 7; RECAP paper sec. 3): a per-token quantity is averaged
+Aggregation (jigsaw-RFT appendix A, eq. 1 and 7; RECAP sec. 3): a per-token quantity is averaged
 over the tokens of its sequence (``1/|o_i| sum_t``), then over the G sequences of the group and the
 B groups (``1/G sum_i``, then the batch mean) — :func:`sequence_mean`. Every function here returns
 detached metrics as tensors; nothing calls ``.item()`` (the trainer syncs once per log step).

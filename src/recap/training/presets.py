@@ -1,11 +1,11 @@
 """Named training variants of the three papers, as changes to one lab base recipe.
 
 ``recap train --preset NAME`` (or ``preset: NAME`` in a YAML recipe) starts from
-:data:`LAB_BASE`, a miniature of the RECAP paper's hybrid setting on the built-in tasks — a reasoning
+:data:`LAB_BASE`, a miniature of RECAP's hybrid setting on the built-in tasks — a reasoning
 domain trained with GRPO on thinking-format + accuracy (like ThinkLite-VL), a grounding domain
 replayed with GRPO on answer-format + IoU (like RefCOCO) and an OCR-like digits domain replayed
 with SFT (like LLaVA-OneVision-OCR) — and applies the preset's changes (mappings merge, lists
-replace). The YAML file and ``--set`` overrides apply on top. As in the RECAP paper Table 3, general data
+replace). The YAML file and ``--set`` overrides apply on top. As in RECAP Table 3, general data
 outnumbers reasoning data (1408 vs 256 records, about the 5.5 : 1 of the hybrid setting), so the
 size-proportional ``default``, the ``uniform`` and the capped ``coreset`` mixtures differ.
 

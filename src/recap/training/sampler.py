@@ -74,7 +74,7 @@ def domain_probabilities(
 def coreset_sizes(
     sizes: Mapping[str, int], roles: Mapping[str, str], ratio: float
 ) -> dict[str, int]:
-    """Pool sizes after capping general data at ``ratio`` x the reasoning volume (the RECAP paper 5.1).
+    """Pool sizes after capping general data at ``ratio`` x the reasoning volume (RECAP 5.1).
 
     The cap ``floor(ratio * reasoning records)`` is split across general domains in proportion to
     their size by largest remainders (at least 1 each, never more than a domain has); reasoning

@@ -5,16 +5,17 @@ score every reward, group-normalise advantages (per reward, or on the weighted s
 reference log-probs -> the weighting gets one reward-like signal per objective and returns lambda
 -> per micro-batch: clipped surrogate per RL objective, next-token loss per SFT domain, L_k averaged
 over the domains carrying k, loss = weighting.combine(L) + beta * KL -> backward, clip, AdamW step.
-Restarts (the jigsaw RFT paper sec. 5.6) reset the optimiser state and set the reference to the current policy.
+Restarts (the jigsaw RFT paper sec. 5.6) reset the optimiser state and set the reference to the
+current policy.
 
 Deliberate choices:
-- sequence aggregation by default as in the jigsaw RFT paper app. A: per-sequence token mean, then mean over
-  the G samples and the B prompts; ``rl.loss_aggregation`` offers token (DAPO) and constant
-  (Dr. GRPO) aggregation (``grpo.aggregate``);
+- sequence aggregation by default as in the jigsaw RFT paper app. A: per-sequence token mean, then
+  mean over the G samples and the B prompts; ``rl.loss_aggregation`` offers token (DAPO) and
+  constant (Dr. GRPO) aggregation (``grpo.aggregate``);
 - ``rl.updates`` (mu, GRPO paper Alg. 1) optimiser updates per batch of rollouts, pi_old fixed
-  to the sampling policy; with the default mu = 1 the ratio is 1 up to float round-off (the jigsaw RFT paper
-  app. A) and the clip never acts. lambda is computed once per batch (first update) and the
-  learning-rate schedule advances once per batch;
+  to the sampling policy; with the default mu = 1 the ratio is 1 up to float round-off (the jigsaw
+  RFT paper app. A) and the clip never acts. lambda is computed once per batch (first update) and
+  the learning-rate schedule advances once per batch;
 - the KL term is added once, unweighted, next to the weighted objectives (objectives.py);
 - with ``grad_accum > 1`` lambda is computed once per step from all micro-batches' signals, which
   costs one extra no-grad forward of the SFT micro-batches (their token accuracy is needed first);
@@ -30,6 +31,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -135,11 +137,19 @@ class _Run:
     combined_once: bool = False  # a combine() happened: post_step has something to follow
 
 
-def train(config: RunConfig, resume: bool = False) -> Path:
-    """Train ``config``; with ``resume`` continue from the newest checkpoint in its output dir.
+def train(config: RunConfig | str | Path, resume: bool = False,
+          overrides: Sequence[str] = ()) -> Path:
+    """Train a recipe; with ``resume`` continue from the newest checkpoint in its output dir.
 
+    ``config`` is a :class:`RunConfig` or a recipe YAML path; ``overrides`` are ``key=value``
+    settings applied to the YAML (as ``recap train FILE --set key=value``).
     Returns the output directory (metrics.jsonl, tensorboard/, checkpoints/, final/).
     """
+    if not isinstance(config, RunConfig):
+        config = load_config(config, list(overrides))
+    elif overrides:
+        raise ValueError("overrides apply to a recipe path; change a RunConfig with "
+                         "config.model_copy(update=...) or load_config(path, overrides)")
     run = _setup(config, resume)
     cfg = run.cfg
     try:

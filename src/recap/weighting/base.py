@@ -91,7 +91,7 @@ class Weighting(ABC):
         """
 
     def combine(self, losses: Mapping[str, Tensor]) -> Tensor:
-        """(1/K) sum_k lambda_k L_k over the objectives present in `losses` (the RECAP paper sec. 4).
+        """(1/K) sum_k lambda_k L_k over the objectives present in `losses` (RECAP sec. 4).
 
         The weights are plain floats, so no gradient flows into them ("lambda detached").
         An objective absent from `losses` contributes nothing, and the sum is still divided by

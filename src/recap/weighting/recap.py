@@ -63,7 +63,7 @@ def recap_signals(
 ) -> dict[str, float]:
     """Per-objective RECAP statistics of one full history of 2W values (oldest first).
 
-    Returns a dict with mu, mu_old, sigma, c, i and s (the RECAP paper sec. 4 / Algorithm 2, lines 12-14),
+    Returns a dict with mu, mu_old, sigma, c, i and s (RECAP sec. 4 / Algorithm 2, lines 12-14),
     with the degenerate-case rules of the module docstring.
     """
     if len(history) != 2 * window:
