@@ -8,7 +8,7 @@ paths of ``Policy.completion_logprobs``, each in a fresh process, alternating:
 
 - ``full``: the [rows, tokens, vocab] float32 logits, then cross-entropy (recap before 2026-12);
 - ``chunked``: last hidden states through the output layer a chunk of tokens at a time, each
-  chunk checkpointed (``recap.models.policy.token_logprobs``).
+  chunk checkpointed (``recap.models.logprobs.token_logprobs``).
 
 Peak extra memory is the process's peak RSS during forward + backward minus its RSS before
 (model and inputs built); reported next to the size of one float32 logits tensor.
@@ -33,7 +33,7 @@ def _rss_mb() -> float:
 def run_one(path: str, rows: int, tokens: int, vocab: int) -> dict[str, float]:
     import torch
 
-    import recap.models.policy as policy_module
+    import recap.models.logprobs as logprobs_module
     from recap.models.policy import Generation, load_policy
     from recap.tasks.prompts import render_prompt
     from recap.tasks.registry import make_task
@@ -52,7 +52,7 @@ def run_one(path: str, rows: int, tokens: int, vocab: int) -> dict[str, float]:
                      logprobs=torch.zeros(rows, tokens), prompt_index=torch.arange(rows),
                      prompt=prompt, finished=torch.ones(rows, dtype=torch.bool), num_samples=1)
     if path == "full":
-        policy_module._body_and_head = lambda model: None  # the full-logits path
+        logprobs_module.body_and_head = lambda model: None  # the full-logits path
     before = _rss_mb()
     t0 = time.perf_counter()
     logp = policy.completion_logprobs(gen)

@@ -367,11 +367,11 @@ def test_generic_processor_vlm_llava(llava_dir):
 def test_chunked_logprobs_equal_full_logits(model, tiny_dir, text_lm_dir, monkeypatch):
     """The chunked, checkpointed log-probs (never [N, L, V] logits) equal the full-logits path:
     values, token accuracy and every parameter's gradient (float32), with several chunks."""
-    import recap.models.policy as policy_module
+    import recap.models.logprobs as logprobs_module
 
     path = {"tiny": tiny_dir, "text_lm": text_lm_dir, "lora": tiny_dir}[model]
     pol = load_policy(path, lora=LoraSpec(r=4) if model == "lora" else None)
-    assert policy_module._body_and_head(pol.model) is not None
+    assert logprobs_module.body_and_head(pol.model) is not None
     records = _records() if model != "text_lm" else _records()[2:]
     torch.manual_seed(3)
     gen = pol.generate(records, _prompts(records), num_samples=2, max_new_tokens=12)
@@ -382,9 +382,9 @@ def test_chunked_logprobs_equal_full_logits(model, tiny_dir, text_lm_dir, monkey
         logp = pol.completion_logprobs(gen)
         return logp.detach(), torch.autograd.grad(logp.sum(), params, allow_unused=True)
 
-    monkeypatch.setattr(policy_module, "LOGIT_CHUNK_BYTES", 4 * len(pol.tokenizer) * 5)
+    monkeypatch.setattr(logprobs_module, "LOGIT_CHUNK_BYTES", 4 * len(pol.tokenizer) * 5)
     chunked, chunked_grads = run()  # 5 tokens per chunk
-    monkeypatch.setattr(policy_module, "_body_and_head", lambda m: None)
+    monkeypatch.setattr(logprobs_module, "body_and_head", lambda m: None)
     full, full_grads = run()
     assert chunked.shape == full.shape and (chunked[gen.completion_mask == 0] == 0).all()
     assert torch.allclose(chunked, full, atol=1e-5, rtol=0)
@@ -396,7 +396,7 @@ def test_chunked_logprobs_equal_full_logits(model, tiny_dir, text_lm_dir, monkey
     prompts = _prompts(records)
     monkeypatch.undo()
     loss_c, acc_c = pol.sft_loss(records, prompts, targets)
-    monkeypatch.setattr(policy_module, "_body_and_head", lambda m: None)
+    monkeypatch.setattr(logprobs_module, "body_and_head", lambda m: None)
     loss_f, acc_f = pol.sft_loss(records, prompts, targets)
     assert abs(float(loss_c) - float(loss_f)) < 1e-5 and float(acc_c) == float(acc_f)
 
@@ -429,14 +429,14 @@ def test_shared_prefill_samples_what_per_row_prefill_samples(model, tiny_dir, te
                                                              monkeypatch):
     """generate() encodes each prompt once for its G samples: same seed, same completions and
     sampling log-probs as encoding it in every row."""
-    import recap.models.policy as policy_module
+    import recap.models.logprobs as logprobs_module
 
     pol = load_policy(tiny_dir if model == "tiny" else text_lm_dir)
     records = _records() if model == "tiny" else _records()[2:] * 2
     runs = []
     for shared in (True, False):
         if not shared:
-            monkeypatch.setattr(policy_module, "_body_and_head", lambda m: None)
+            monkeypatch.setattr(logprobs_module, "body_and_head", lambda m: None)
         assert bool(pol._shared_prefill(pol.encode(records, _prompts(records)), 3)) == shared
         torch.manual_seed(11)
         runs.append(pol.generate(records, _prompts(records), num_samples=3, max_new_tokens=12))

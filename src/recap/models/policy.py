@@ -37,7 +37,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -54,6 +53,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.processing_utils import ProcessorMixin
 
+from recap.models import logprobs
 from recap.models.encoding import (
     ChatEncoder,
     ProcessorEncoder,
@@ -238,7 +238,7 @@ class Policy:
         Returns the cache as ``generate``'s keyword argument; empty (no sharing) for a single
         sample, a one-token prompt or a model without a separable body.
         """
-        split = _body_and_head(self.model)
+        split = logprobs.body_and_head(self.model)
         if num_samples < 2 or split is None or prompt.input_ids.shape[1] < 2:
             return {}
         body, cut = split[0], prompt.input_ids.shape[1] - 1
@@ -326,12 +326,10 @@ class Policy:
         """``log pi(ids)`` and ``argmax == ids`` per completion token ([N, L], 0 where masked).
 
         Never holds the [N, L, V] logits: the body's last hidden states go through the output
-        layer a chunk of tokens at a time (:func:`token_logprobs`), and with grad enabled each
-        chunk's logits are recomputed in the backward instead of kept. At Qwen2.5-VL's 151,936
-        tokens one float32 logits tensor of 64 rows x 1,024 tokens is ~40 GB. Models whose
-        logits are not ``lm_head(last hidden state)`` take the full-logits path.
+        layer a chunk of tokens at a time, checkpointed (:mod:`recap.models.logprobs`). Models
+        whose logits are not ``lm_head(last hidden state)`` take the full-logits path.
         """
-        split = _body_and_head(self.model)
+        split = logprobs.body_and_head(self.model)
         if split is None:
             logits = self._completion_logits(prompt, ids, mask)
             allowed = self._allowed(logits)
@@ -344,7 +342,7 @@ class Policy:
             out = self._completion_inputs_forward(body, prompt, ids, mask)
             hidden = out.last_hidden_state[:, -(ids.shape[1] + 1):-1]  # predicts each token
         keep = mask.bool()
-        logp, correct = token_logprobs(hidden[keep], head, ids[keep], self.banned_ids)
+        logp, correct = logprobs.token_logprobs(hidden[keep], head, ids[keep], self.banned_ids)
         full = torch.zeros(mask.shape, dtype=logp.dtype, device=logp.device)
         hits = torch.zeros(mask.shape, dtype=torch.bool, device=logp.device)
         return full.masked_scatter(keep, logp), hits.masked_scatter(keep, correct)
@@ -419,74 +417,7 @@ class Policy:
 
     def _allowed(self, logits: Tensor) -> Tensor:
         """``logits`` in float32 with the banned (vision placeholder) tokens at -inf."""
-        return _banned_to_neg_inf(logits.float(), self.banned_ids)
-
-
-# Float32 logits one chunk of ``token_logprobs`` may hold (its gradient doubles it in backward).
-LOGIT_CHUNK_BYTES = 64 * 2**20
-# Config attributes of model families whose logits are more than lm_head(hidden): softcapping,
-# a logit scale; they keep the full-logits path.
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
-
-
-def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
-    """(body returning ``last_hidden_state``, output layer) of a HF model, or None.
-
-    Transformers' causal-LM and image-text classes compute ``logits = lm_head(body(...)[0])``
-    with the body at ``.model`` (peft keeps that layout under ``get_base_model()``, with the
-    adapters injected in place).
-    """
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    body = getattr(base, "model", None)
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    config = getattr(base, "config", None)
-    configs = [config, getattr(config, "text_config", None)]
-    if any(getattr(c, a, None) for c in configs for a in _LOGIT_TRANSFORMS):
-        return None
-    if not isinstance(body, torch.nn.Module) or not isinstance(head, torch.nn.Linear):
-        return None
-    return body, head
-
-
-def token_logprobs(hidden: Tensor, head: torch.nn.Linear, ids: Tensor,
-                   banned_ids: Sequence[int] = (), chunk_bytes: int | None = None
-                   ) -> tuple[Tensor, Tensor]:
-    """``log softmax(head(hidden))[ids]`` and ``argmax == ids`` for T tokens ([T, H] -> [T]).
-
-    Works a chunk of tokens at a time so that at most ``chunk_bytes`` of float32 logits exist
-    at once; with grad enabled each chunk is checkpointed (its logits are recomputed in the
-    backward rather than stored), so memory does not grow with the vocabulary x tokens. Banned
-    ids get probability 0 (their logits at -inf), as everywhere in the Policy.
-    """
-    chunk = max(1, (chunk_bytes or LOGIT_CHUNK_BYTES) // (4 * head.out_features))
-    banned = tuple(banned_ids)
-    logps, hits = [], []
-    for start in range(0, hidden.shape[0], chunk):
-        h, t = hidden[start:start + chunk], ids[start:start + chunk]
-        if torch.is_grad_enabled() and (h.requires_grad or head.weight.requires_grad):
-            lp, hit = checkpoint(_chunk_logprobs, h, t, head.weight, head.bias, banned,
-                                 use_reentrant=False)
-        else:
-            lp, hit = _chunk_logprobs(h, t, head.weight, head.bias, banned)
-        logps.append(lp)
-        hits.append(hit)
-    if not logps:
-        return hidden.new_zeros(0, dtype=torch.float32), ids.new_zeros(0, dtype=torch.bool)
-    return torch.cat(logps), torch.cat(hits)
-
-
-def _chunk_logprobs(hidden: Tensor, ids: Tensor, weight: Tensor, bias: Tensor | None,
-                    banned: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    logits = _banned_to_neg_inf(F.linear(hidden, weight, bias).float(), banned)  # [t, V]
-    logp = logits.gather(-1, ids[:, None]).squeeze(-1) - logits.logsumexp(-1)
-    return logp, logits.detach().argmax(-1) == ids
-
-
-def _banned_to_neg_inf(logits: Tensor, banned: Sequence[int]) -> Tensor:
-    if not banned:
-        return logits
-    index = torch.tensor(tuple(banned), device=logits.device)
-    return logits.index_fill(-1, index, float("-inf"))
+        return logprobs.banned_to_neg_inf(logits.float(), self.banned_ids)
 
 
 class SampledLogprobs(LogitsProcessor):
