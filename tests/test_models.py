@@ -13,7 +13,6 @@ from transformers import (
     LlavaForConditionalGeneration,
     LlavaProcessor,
     Qwen2Config,
-    Qwen2ForCausalLM,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
@@ -276,23 +275,6 @@ def test_gradient_checkpointing_same_loss(tiny_dir, policy):
     loss, _ = policy.sft_loss(*args)
     assert abs(float(loss_ckpt) - float(loss)) < 1e-5
     policy.model.zero_grad(set_to_none=True)
-
-
-@pytest.fixture(scope="module")
-def text_lm_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("text_lm")
-    tok = build_char_tokenizer()
-    end, pad = tok.convert_tokens_to_ids("<|im_end|>"), tok.pad_token_id
-    config = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, bos_token_id=pad, eos_token_id=end,
-                         pad_token_id=pad)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=[end, pad], pad_token_id=pad)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 def test_text_only_causal_lm_through_same_adapter(text_lm_dir):

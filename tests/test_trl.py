@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM, TrainerCallback
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from recap.config import load_config
@@ -29,7 +29,6 @@ from recap.integrations.trl import (
     replay_data,
 )
 from recap.models.policy import resolve_model_path
-from recap.models.tokenizer import build_char_tokenizer
 from recap.training.objectives import reward_weighted_advantages
 from recap.training.sampler import DomainSampler
 from recap.training.trainer import train
@@ -243,20 +242,9 @@ def test_callback_refuses_what_it_cannot_drive(data, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def text_recipe(tmp_path_factory):
-    """A text-only tiny Qwen2 causal LM and a recipe with two text domains read from JSONL."""
+def text_recipe(text_lm_dir, tmp_path_factory):
+    """A recipe on the text-only tiny LM with two text domains read from JSONL."""
     root = tmp_path_factory.mktemp("text")
-    tok = build_char_tokenizer()
-    pad, end = tok.pad_token_id, tok.convert_tokens_to_ids("<|im_end|>")
-    config = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, bos_token_id=pad, eos_token_id=end,
-                         pad_token_id=pad)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=[end, pad], pad_token_id=pad)
-    model.save_pretrained(root / "lm")
-    tok.save_pretrained(root / "lm")
     for name, op in (("sums", "+"), ("diffs", "-")):
         with (root / f"{name}.jsonl").open("w") as f:
             for i in range(16):
@@ -269,7 +257,7 @@ def text_recipe(tmp_path_factory):
                 "role": role, "mode": "rl", "template": "answer",
                 "rewards": ["answer_format", "accuracy"]}
                for n, role in (("sums", "reasoning"), ("diffs", "general"))]
-    recipe = {"model": {"path": str(root / "lm")}, "domains": domains,
+    recipe = {"model": {"path": str(text_lm_dir)}, "domains": domains,
               "sampling": {"strategy": "uniform"},
               "weighting": {"name": "recap", "variant": "official", "apply": "rewards"},
               "train": {"steps": 3, "batch_size": 4, "batch_per": "total"}}
@@ -277,7 +265,7 @@ def text_recipe(tmp_path_factory):
     return root
 
 
-def test_text_only_causal_lm(text_recipe, tmp_path):
+def test_text_only_causal_lm(text_recipe, text_lm_dir, tmp_path):
     data = replay_data(text_recipe / "recipe.yaml")
     assert "images" not in data.dataset.column_names
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=2,
@@ -285,8 +273,8 @@ def test_text_only_causal_lm(text_recipe, tmp_path):
                       shuffle_dataset=False, logging_steps=1, report_to=[], use_cpu=True,
                       seed=0, disable_tqdm=True, save_strategy="no", bf16=False,
                       gradient_checkpointing=False)
-    trainer = RecapGRPOTrainer(model=str(text_recipe / "lm"),
-                               processing_class=load_processor(text_recipe / "lm"),
+    trainer = RecapGRPOTrainer(model=str(text_lm_dir),
+                               processing_class=load_processor(text_lm_dir),
                                args=args, replay=data)
     trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
