@@ -172,9 +172,10 @@ def perplexity_gap(
     trained: str = typer.Option(None, help="Trained checkpoint whose rollouts are compared."),
     task: str = typer.Option("jigsaw", help="Built-in task of the questions."),
     split: str = typer.Option("train", help="Split of the questions."),
-    n: int = typer.Option(200, "--n", help="Number of questions."),
-    samples: int = typer.Option(16, help="Rollouts per question and model."),
-    max_new_tokens: int = typer.Option(256, help="Generation budget per rollout."),
+    n: int = typer.Option(50, "--n", help="Number of questions (the paper: 200)."),
+    samples: int = typer.Option(8, help="Rollouts per question and model (the paper: 16)."),
+    max_new_tokens: int = typer.Option(128, help="Generation budget per rollout (the paper: "
+                                       "256)."),
     seed: int = typer.Option(0, help="Seed of the questions and of sampling."),
     out: Path = typer.Option(Path("perplexity_gap"), help="Output directory."),
 ) -> None:

@@ -1,6 +1,6 @@
 """Perplexity-gap analysis (the jigsaw RFT paper sec. 5.2-5.4, figures 3, 5 and 8).
 
-Seed 002 explains why RL forgets less than SFT by the data each trains on: responses the model
+Jigsaw-RFT explains why RL forgets less than SFT by the data each trains on: responses the model
 samples itself are likely under the base model, hand-written ground truth is not. It measures
 this with the per-token perplexity of a response under the *base* model,
 
@@ -128,11 +128,15 @@ def _summary(gaps: Sequence[float]) -> dict[str, float]:
 def _rollout_ppl(
     sampler: Any, scorer: Any, records: Sequence[Record], template: str, num_samples: int,
     temperature: float, max_new_tokens: int, batch_size: int, keep: str | None = None,
+    desc: str = "rollouts", progress: bool = False,
 ) -> list[list[float]]:
     """G rollouts of ``sampler`` per record, scored by ``scorer``; ``keep`` names a reward a
     rollout must score 1 on to be kept. Returns per-record lists of perplexities."""
+    from tqdm.auto import tqdm
+
     reward = get_reward(keep) if keep else None
     out: list[list[float]] = []
+    bar = tqdm(total=len(records), desc=desc, unit="question", disable=not progress)
     for s in range(0, len(records), batch_size):
         recs = list(records[s:s + batch_size])
         prompts = [render_prompt(r, template) for r in recs]  # type: ignore[arg-type]
@@ -148,6 +152,8 @@ def _rollout_ppl(
         for (i, _), p in zip(rows, ppl, strict=True):
             per[i // num_samples].append(p)
         out += per
+        bar.update(len(recs))
+    bar.close()
     return out
 
 
@@ -155,9 +161,9 @@ def perplexity_gap_study(
     base: Any, trained: Any | None, records: Sequence[Record], num_samples: int = 16,
     rollout_template: str = "think", gt_template: str = "answer", temperature: float = 1.0,
     max_new_tokens: int = 128, only_correct: bool = True, correct_reward: str = "accuracy",
-    batch_size: int = 8, seed: int = 0,
+    batch_size: int = 8, seed: int = 0, progress: bool = False,
 ) -> dict[str, Any]:
-    """Seed 002 figure 5: perplexity gaps of ground truth and of trained-model rollouts.
+    """Jigsaw RFT paper figure 5: perplexity gaps of ground truth and of trained-model rollouts.
 
     Args:
         base: the base policy; every perplexity is measured under it.
@@ -169,6 +175,7 @@ def perplexity_gap_study(
         gt_template: the SFT prompt; the ground truth is ``render_target(record, gt_template)``.
         only_correct: keep only trained rollouts scoring 1 on ``correct_reward``.
         seed: torch seed set before sampling (rollouts are reproducible on one machine).
+        progress: a progress bar per phase (rollouts, scoring).
 
     Returns:
         ``{"gaps": {"ground_truth": [...], "trained_rollouts": [...]}, "perplexities": {...},
@@ -177,8 +184,9 @@ def perplexity_gap_study(
     torch.manual_seed(seed)
     recs = list(records)
     common = dict(num_samples=num_samples, temperature=temperature,
-                  max_new_tokens=max_new_tokens, batch_size=batch_size)
-    base_sft = _rollout_ppl(base, base, recs, gt_template, **common)
+                  max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+    base_sft = _rollout_ppl(base, base, recs, gt_template, desc="base rollouts, SFT prompt",
+                            **common)
     gt_prompts = [render_prompt(r, gt_template) for r in recs]  # type: ignore[arg-type]
     gt = response_perplexities(
         base, recs, gt_prompts, [render_target(r, gt_template) for r in recs],  # type: ignore[arg-type]
@@ -189,10 +197,11 @@ def perplexity_gap_study(
     }
     gaps = {"ground_truth": perplexity_gaps(ppl["ground_truth"], base_sft)}
     if trained is not None:
-        ppl["base_rollouts"] = _rollout_ppl(base, base, recs, rollout_template, **common)
+        ppl["base_rollouts"] = _rollout_ppl(base, base, recs, rollout_template,
+                                            desc="base rollouts, RL prompt", **common)
         ppl["trained_rollouts"] = _rollout_ppl(
             trained, base, recs, rollout_template, keep=correct_reward if only_correct else None,
-            **common,
+            desc="trained rollouts, RL prompt", **common,
         )
         gaps["trained_rollouts"] = perplexity_gaps(ppl["trained_rollouts"], ppl["base_rollouts"])
     return {
@@ -234,20 +243,36 @@ def write_perplexity_gap(result: Mapping[str, Any], out_dir: Path) -> Path:
     return path
 
 
+# Sized for the lab (2 CPU cores, the tiny model: about 5 minutes with a trained model); the
+# paper's study is --n 200 --samples 16 --max-new-tokens 256.
+DEFAULT_QUESTIONS, DEFAULT_SAMPLES, DEFAULT_MAX_NEW_TOKENS = 50, 8, 128
+
+
 def perplexity_gap_command(
     base: str | Path, trained: str | Path | None = None, task: str = "jigsaw",
-    split: str = "train", n: int = 200, num_samples: int = 16, max_new_tokens: int = 256,
-    batch_size: int = 8, seed: int = 0, out_dir: Path = Path("perplexity_gap"),
+    split: str = "train", n: int = DEFAULT_QUESTIONS, num_samples: int = DEFAULT_SAMPLES,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = 8, seed: int = 0,
+    out_dir: Path = Path("perplexity_gap"), progress: bool = True,
 ) -> dict[str, Any]:
-    """``recap perplexity-gap``: the study on ``n`` questions of a built-in task (jigsaw-RFT uses
-    200 training questions of the novel task), written to ``out_dir``."""
+    """``recap perplexity-gap``: the study on ``n`` questions of a built-in task (the jigsaw
+    RFT paper uses 200 training questions of the novel task), written to ``out_dir``. Prints
+    the work it is about to do first, then a progress bar per phase."""
     from recap.models.policy import load_policy
     from recap.tasks.registry import make_task
 
+    generations = n * num_samples * (3 if trained else 1)  # base SFT; base and trained RL
+    rl_part = ", and from base and trained under the RL prompt" if trained else ""
+    if progress:
+        print(f"perplexity gap on {n} {task} questions ({split} split): {generations} rollouts "
+              f"of <= {max_new_tokens} tokens ({num_samples} per question from the base under "
+              f"the SFT prompt{rl_part}"
+              f"), each scored under the base model; the paper's sizes: --n 200 --samples 16 "
+              f"--max-new-tokens 256", flush=True)
     records = make_task(task, split, n, seed=seed)
     result = perplexity_gap_study(
         load_policy(base), load_policy(trained) if trained else None, records,
         num_samples=num_samples, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
+        progress=progress,
     )
     result["config"] |= {"base": str(base), "trained": str(trained) if trained else None,
                          "task": task, "split": split}

@@ -1,6 +1,6 @@
 """Accuracy reward: is the answer right? Dispatched on ``record.answer_type``.
 
-Seed 003 sec. 3 (``R_acc``: numeric correctness for counting, symbolic/numeric for geometry) and
+OThink-MR1 sec. 3 (``R_acc``: numeric correctness for counting, symbolic/numeric for geometry) and
 RECAP paper Table 3 ("Acc" on multiple-choice, natural-language and math VQA). The answer is the
 content of the last ``<answer>`` block (:func:`recap.rewards.parsing.extract_answer`); a completion
 without one scores 0. How each type compares the answer with ``record.answer``:

@@ -1,8 +1,8 @@
 """Format rewards: thinking format (reasoning domains) and answer format (perception domains).
 
-Seed 000 sec. 5 / appendix A.1: reasoning domains are rewarded for ``<think>...</think>`` followed
+RECAP sec. 5 / appendix A.1: reasoning domains are rewarded for ``<think>...</think>`` followed
 by ``<answer>...</answer>``; perception domains for a bare ``<answer>...</answer>`` (no thinking),
-because a shared thinking reward made the model trim its reasoning on perception tasks. Seed 003
+because a shared thinking reward made the model trim its reasoning on perception tasks. OThink-MR1
 sec. 3 combines a format reward with accuracy as ``R = R_acc + alpha * R_format``; here each is its
 own named objective and the weighting (or the trainer) combines them.
 

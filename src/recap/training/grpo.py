@@ -24,7 +24,7 @@ from torch import Tensor
 def group_advantages(rewards: Tensor, *, eps: float) -> Tensor:
     """Group-normalised advantages ``A_i = (R_i - mean(R)) / (std(R) + eps)`` per group.
 
-    Seed 000 sec. 3 (GRPO); OThink-MR1 eq. 2.
+    RECAP paper sec. 3 (GRPO); OThink-MR1 eq. 2.
 
     Args:
         rewards: ``[B, G]`` sequence rewards, one row per prompt (G >= 2).
@@ -44,7 +44,7 @@ def group_advantages(rewards: Tensor, *, eps: float) -> Tensor:
 def sequence_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Per-sequence token mean, then mean over sequences: ``mean_i (1/|o_i|) sum_t v_it``.
 
-    Seed 002 appendix A eq. 1 (``1/G sum_i 1/|o_i| sum_t``). An empty sequence (no real token)
+    Jigsaw-RFT appendix A eq. 1 (``1/G sum_i 1/|o_i| sum_t``). An empty sequence (no real token)
     contributes 0 but still counts in the mean over sequences.
 
     Args:
@@ -140,7 +140,7 @@ def k3_kl(logp: Tensor, ref_logp: Tensor, mask: Tensor, *, aggregation: str = "s
           max_tokens: int | None = None) -> Tensor:
     """k3 estimate of KL(pi || pi_ref): per token ``pi_ref/pi - log(pi_ref/pi) - 1``.
 
-    Seed 002 appendix A eq. 7 (also OThink-MR1 eq. 5). Non-negative per token; aggregated with
+    Jigsaw-RFT appendix A eq. 7 (also OThink-MR1 eq. 5). Non-negative per token; aggregated with
     :func:`aggregate` like the surrogate.
 
     Args:
@@ -165,7 +165,7 @@ def grpo_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The negated GRPO objective: ``clipped_surrogate + beta * k3_kl`` (the RECAP paper sec. 3).
 
-    Seed 002 eq. 1 with the k3 KL of appendix A eq. 7; OThink-MR1 eq. 4 with a scheduled beta.
+    Jigsaw-RFT eq. 1 with the k3 KL of appendix A eq. 7; OThink-MR1 eq. 4 with a scheduled beta.
     ``ref_logp`` is required when ``beta > 0``. Shapes as in :func:`clipped_surrogate`.
 
     Returns:

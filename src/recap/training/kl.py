@@ -4,7 +4,7 @@ A schedule is a pure function of the step: nothing to save in a checkpoint. Step
 optimiser-step indices ``s = 0 .. T-1``; GRPO-D's ``t`` (its last step) is ``T - 1`` so the first
 step uses ``beta_mid`` and the last one ``beta_max``.
 
-Seed 003 eq. 3 prints ``beta_min = (beta_min + beta_max) / 2``; the mid-point it defines is
+OThink-MR1 eq. 3 prints ``beta_min = (beta_min + beta_max) / 2``; the mid-point it defines is
 ``beta_mid`` (the value the schedule starts from), which is what is implemented.
 """
 

@@ -9,11 +9,11 @@ replace). The YAML file and ``--set`` overrides apply on top. As in RECAP Table 
 outnumbers reasoning data (1408 vs 256 records, about the 5.5 : 1 of the hybrid setting), so the
 size-proportional ``default``, the ``uniform`` and the capped ``coreset`` mixtures differ.
 
-Seed 000 sec. 5.1: ``reasoning-only``, ``default``, ``uniform``, ``coreset``, ``lwf``; RECAP in its
+RECAP sec. 5.1: ``reasoning-only``, ``default``, ``uniform``, ``coreset``, ``lwf``; RECAP in its
 three readings (recap.weighting.recap): ``recap`` (the paper's runs), ``recap-eq1`` (its eq. 1),
 ``recap-official`` (its authors' code).
-Seed 003 sec. 3-4: ``grpo`` (constant beta 0.04) and ``grpo-d`` (beta in [0.04, 0.1], counting),
-both with R = R_acc + 1 * R_format. Seed 002 sec. 4-5.6: ``sft-gt`` (SFT on the jigsaw ground
+OThink-MR1 sec. 3-4: ``grpo`` (constant beta 0.04) and ``grpo-d`` (beta in [0.04, 0.1], counting),
+both with R = R_acc + 1 * R_format. Jigsaw-RFT sec. 4-5.6: ``sft-gt`` (SFT on the jigsaw ground
 truth) and ``grpo-restart`` (G = 4, temperature 1.0, beta 0.04, restart every 2 epochs).
 
 Departure: learning rates are raised for the ~1 M-parameter lab model (the papers use 1e-6 on

@@ -473,7 +473,7 @@ def _mean_signals(pairs: list[tuple[str, Any]]) -> dict[str, float]:
 
 
 def _restart(run: _Run) -> None:
-    """Seed 002 sec. 5.6: reset the optimiser state; reference := current policy."""
+    """Jigsaw RFT paper sec. 5.6: reset the optimiser state; reference := current policy."""
     inner = getattr(run.optimizer, "optimizer", run.optimizer)
     inner.state.clear()
     if run.reference is not None:

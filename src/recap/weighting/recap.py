@@ -88,7 +88,7 @@ def recap_signals(
 class RecapWeighting(WindowedWeighting):
     """RECAP: lambda = K softmax((c + i) / T) from windowed progress and instability.
 
-    Seed 000 sec. 4 (eq. 1) and Algorithm 2; see the module docstring for the exact statistics and
+    RECAP sec. 4 (eq. 1) and Algorithm 2; see the module docstring for the exact statistics and
     the degenerate-input rules. One `update` costs Theta(K W) scalar operations in plain Python.
 
     Args:
