@@ -166,6 +166,42 @@ def report(
     typer.echo(f"wrote {path} and {path.with_suffix('.html')}")
 
 
+@app.command()
+def rollouts(
+    checkpoint: str = typer.Argument(..., help="Model whose rollouts are kept (e.g. a GRPO run's "
+                                     "final/)."),
+    task: str = typer.Option("jigsaw", help="Built-in task of the questions."),
+    split: str = typer.Option("train", help="Split of the questions."),
+    n: int = typer.Option(100, "--n", help="Number of questions."),
+    template: str = typer.Option("think", help="Prompt template (think | answer)."),
+    reward: str = typer.Option("accuracy", help="Reward a rollout is judged by (e.g. "
+                               "jigsaw_acc)."),
+    threshold: float = typer.Option(1.0, help="Keep rollouts scoring at least this."),
+    samples: int = typer.Option(8, help="Rollouts per question (G)."),
+    max_new_tokens: int = typer.Option(128, help="Generation budget per rollout."),
+    seed: int = typer.Option(0, help="Seed of the questions and of sampling."),
+    out: Path = typer.Option(Path("rollouts.jsonl"), help="JSONL of the kept rollouts."),
+) -> None:
+    """SFT records from a model's own correct rollouts (jigsaw RFT paper sec. 5.3)."""
+    import torch
+
+    from recap.models.policy import load_policy
+    from recap.tasks.registry import make_task
+    from recap.training.rollouts import correct_rollouts, write_rollouts
+
+    typer.echo(f"rollouts: {n} {task} questions x {samples} samples of <= {max_new_tokens} "
+               f"tokens, kept when {reward} >= {threshold}")
+    torch.manual_seed(seed)
+    records, counts = correct_rollouts(
+        load_policy(checkpoint), make_task(task, split, n, seed=seed), template=template,
+        reward=reward, threshold=threshold, num_samples=samples, max_new_tokens=max_new_tokens,
+        progress=True)
+    path = write_rollouts(records, out)
+    typer.echo(f"kept {counts['kept']} of {counts['sampled']} rollouts "
+               f"({counts['questions_with_one']} of {n} questions have one) -> {path}; train on "
+               f"them with a domain {{source: {{path: {path}}}, mode: sft, template: {template}}}")
+
+
 @app.command("perplexity-gap")
 def perplexity_gap(
     base: str = typer.Argument(..., help="Base checkpoint (all perplexities are under it)."),

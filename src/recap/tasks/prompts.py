@@ -35,8 +35,11 @@ def render_target(record: Record, template: Template) -> str:
     """The supervised target completion for ``record`` (SFT).
 
     ``think`` wraps ``record.meta["solution"]`` (or a one-line restatement when a task has no
-    worked solution) in think tags before the answer.
+    worked solution) in think tags before the answer. A record carrying a model's own completion
+    (``meta["completion"]``, written by ``recap rollouts``) is trained on that text verbatim.
     """
+    if isinstance(record.meta.get("completion"), str):
+        return record.meta["completion"]
     answer = f"<answer>{record.answer}</answer>"
     if template == "answer":
         return answer
