@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -380,3 +381,56 @@ def test_reward_workers_score_as_the_training_process_does(tiny, tmp_path):
         keys = [k for k in a if k.startswith(("reward/", "loss", "lambda/"))]
         assert keys and {k: a[k] for k in keys} == {k: b[k] for k in keys}
     assert all(r["rewards/timeouts"] == 0 for r in pooled)
+
+
+def test_example_logliks_hand_computed():
+    from types import SimpleNamespace
+
+    from recap.training.probe import example_logliks
+
+    logp = torch.tensor([[-0.5, -1.0, -7.0], [-2.0, -9.0, -9.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])  # padding (mask 0) must not count
+    calls = []
+
+    def target_logprobs(records, prompts, targets):
+        calls.append(len(records))
+        rows = slice(0, 1) if records == ["a"] else slice(1, 2)
+        return logp[rows], mask[rows], None
+
+    policy = SimpleNamespace(target_logprobs=target_logprobs)
+    assert example_logliks(policy, ["a", "b"], ["p", "q"], ["x", "y"], batch_size=1) == [-1.5,
+                                                                                           -2.0]
+    assert calls == [1, 1]
+
+
+def test_probe_logs_each_examples_loglik_and_its_change(tiny, tmp_path):
+    """eval.probe_every: the probe's log-likelihoods before training and after each step, their
+    per-example changes, the per-domain means in metrics.jsonl and the report's probe.png."""
+    from recap.evaluation.report import training_figures
+    from recap.models.policy import load_policy
+    from recap.tasks.prompts import render_prompt, render_target
+    from recap.tasks.registry import make_task
+    from recap.training.probe import example_logliks
+
+    out = tmp_path / "probe"
+    cfg = load_config(None, [*tiny_overrides(tiny, out, "recap", steps=2), *LETTERS,
+                             "eval.probe_every=1", "eval.probe_n=2", "optim.lr=0.01",
+                             "optim.warmup_fraction=0"], preset="recap")
+    train(cfg)
+    log = [json.loads(line) for line in (out / "probe.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [0, 1, 2] and log[0]["delta"] is None
+    for before, after in itertools.pairwise(log):
+        for name, values in after["loglik"].items():
+            assert after["delta"][name] == pytest.approx(
+                [a - b for a, b in zip(values, before["loglik"][name], strict=True)])
+    assert any(abs(d) > 1e-4 for r in log[1:] for v in r["delta"].values() for d in v)
+    d = next(x for x in cfg.domains if x.builtin)  # the baseline is the base model's value
+    recs = make_task(d.source, "test", 2, seed=cfg.train.seed, **d.knobs)
+    base = example_logliks(load_policy(tiny), recs, [render_prompt(r, d.template) for r in recs],
+                           [render_target(r, d.template) for r in recs])
+    assert log[0]["loglik"][d.name] == pytest.approx(base, abs=1e-4)
+    metrics = rows(out)
+    assert metrics[-1][f"probe/{d.name}/delta"] == pytest.approx(
+        sum(log[-1]["delta"][d.name]) / 2)
+    figures = training_figures({"run": metrics}, tmp_path)
+    assert tmp_path / "probe.png" in figures

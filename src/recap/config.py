@@ -243,6 +243,11 @@ class EvalSpec(_Model):
         "domains); 0: off"
     )
     n: int = Field(8, ge=1, description="held-out records per domain")
+    probe_every: int = Field(
+        0, ge=0, description="log-likelihood of a fixed probe (held-out answers of every "
+        "built-in domain) before training and every N steps: probe.jsonl and probe/* metrics "
+        "(learning dynamics, jigsaw RFT paper sec. 5.5); 0: off")
+    probe_n: int = Field(16, ge=1, description="probe examples per domain")
 
 
 class CheckpointSpec(_Model):

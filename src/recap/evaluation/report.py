@@ -212,6 +212,9 @@ def training_figures(
     lengths = _curves(run_metrics, lambda k: k.startswith(("length/", "thinking/")), _strip(""))
     training = _curves(run_metrics, lambda k: k in TRAINING_KEYS or k.startswith("loss/"),
                        _strip(""))
+    # learning dynamics: mean change of the probe's log-likelihoods (jigsaw RFT paper sec. 5.5)
+    probe = _curves(run_metrics, lambda k: k.startswith("probe/") and k.endswith("/delta"),
+                    _strip("probe/", "/delta"))
     figs = [
         plots.curve_grid(rewards[0], rewards[1], out_dir / "rewards.png",
                          "Training rewards", window=window, unit_interval=True),
@@ -224,6 +227,9 @@ def training_figures(
                          "Response and thinking length", window=window),
         plots.curve_grid(training[0], training[1], out_dir / "training.png",
                          "Losses, KL, beta and optimisation", window=window),
+        plots.curve_grid(probe[0], probe[1], out_dir / "probe.png",
+                         "Change of the probe's log-likelihood per update (mean per example)",
+                         window=window),
     ]
     return [f for f in figs if f is not None]
 

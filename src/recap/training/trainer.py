@@ -28,6 +28,7 @@ replica); gradient-based MTL weightings (they need per-objective gradients, see 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
@@ -63,6 +64,7 @@ from recap.training.objectives import (
     score,
     sft_weighting_values,
 )
+from recap.training.probe import example_logliks, trim_probe_log
 from recap.training.sampler import DomainSampler
 from recap.training.tracking import RunLog, gather_step_stats
 from recap.weighting import Weighting
@@ -130,6 +132,8 @@ class _Run:
     eval_sets: dict[str, list[Record]]
     restart_every: int | None
     rewards: RewardPool | None = None  # worker processes scoring rewards (rl.reward_workers)
+    probe: dict[str, tuple[list[Record], list[str], list[str]]] | None = None  # eval.probe_every
+    probe_last: dict[str, list[float]] | None = None  # the probe's last log-likelihoods
     log: RunLog | None = None  # opened once the start step is known
     step: int = 0
     skipped: int = 0
@@ -158,6 +162,8 @@ def train(config: RunConfig | str | Path, resume: bool = False,
                 _restart(run)
             row = _train_step(run)
             run.step += 1
+            if run.probe and run.step % cfg.eval.probe_every == 0:
+                row |= _probe(run)
             if run.step % cfg.logging.every == 0 or run.step == cfg.train.steps:
                 run.log.write(row)
             run.log.advance(run.step, row)
@@ -222,16 +228,28 @@ def _setup(cfg: RunConfig, resume: bool) -> _Run:
                weighting, KLSchedule(cfg.kl, cfg.train.steps), eval_sets, restart_every)
     if cfg.rl.reward_workers:
         run.rewards = RewardPool(cfg.rl.reward_workers, cfg.rl.reward_timeout_s)
+    if cfg.eval.probe_every:
+        run.probe = {}
+        for d in domains:
+            if d.builtin:  # held-out answers, disjoint from training; the domain's template
+                recs = make_task(d.source, "test", cfg.eval.probe_n, seed=cfg.train.seed,
+                                 **d.knobs)
+                run.probe[d.name] = (recs, [render_prompt(r, d.template) for r in recs],
+                                     [render_target(r, d.template) for r in recs])
     if found is not None:
         state = load_checkpoint(acc, found, output_dir=out,
                                 reference=reference.model if reference else None)
         _load_trainer_state(run, state)
+        if acc.is_main_process:
+            trim_probe_log(out / "probe.jsonl", run.step)  # rows of the killed run's later steps
     elif acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("metrics.jsonl", "eval.jsonl"):
+        for name in ("metrics.jsonl", "eval.jsonl", "probe.jsonl"):
             (out / name).unlink(missing_ok=True)
     if acc.is_main_process:
         (out / "config.yaml").write_text(cfg.to_yaml())
+    if run.probe and found is None:
+        _probe(run)  # the baseline: log-likelihoods before any update
     run.log = RunLog(out, active=acc.is_main_process, tensorboard=cfg.logging.tensorboard,
                      progress=cfg.logging.progress, total_steps=cfg.train.steps,
                      start_step=run.step)
@@ -502,6 +520,23 @@ def _evaluate(run: _Run) -> None:
     run.acc.wait_for_everyone()
 
 
+def _probe(run: _Run) -> dict[str, float]:
+    """Every probe example's log-likelihood now and its change since the last probe, to
+    ``probe.jsonl``; returns the per-domain means for the metrics row."""
+    now = {name: example_logliks(run.policy, *parts) for name, parts in run.probe.items()}
+    last, run.probe_last = run.probe_last, now
+    delta = {n: [a - b for a, b in zip(v, last[n], strict=True)] for n, v in now.items()} \
+        if last is not None else None
+    if run.acc.is_main_process:
+        entry = {"step": run.step, "loglik": now, "delta": delta}
+        with (run.out / "probe.jsonl").open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+    row = {f"probe/{n}/loglik": sum(v) / len(v) for n, v in now.items()}
+    if delta is not None:
+        row |= {f"probe/{n}/delta": sum(v) / len(v) for n, v in delta.items()}
+    return row
+
+
 def _checkpoint(run: _Run) -> None:
     state = {
         "scheduler": run.scheduler.state_dict(),
@@ -510,6 +545,7 @@ def _checkpoint(run: _Run) -> None:
         "skipped": run.skipped,
         "restarts": run.restarts,
         "combined_once": run.combined_once,
+        "probe_last": run.probe_last,
     }
     reference = run.reference.model if run.reference is not None and run.restarts else None
     save_checkpoint(run.acc, run.out, run.step, trainer_state=state, reference=reference,
@@ -524,3 +560,4 @@ def _load_trainer_state(run: _Run, state: dict[str, Any]) -> None:
     run.sampler.load_state_dict(state["sampler"])
     run.skipped, run.restarts = int(state["skipped"]), int(state["restarts"])
     run.combined_once = bool(state["combined_once"])
+    run.probe_last = state.get("probe_last")
