@@ -242,22 +242,27 @@ class Policy:
         if num_samples < 2 or split is None or prompt.input_ids.shape[1] < 2:
             return {}
         body, cut = split[0], prompt.input_ids.shape[1] - 1
-        mask = prompt.attention_mask[:, :cut]
-        kwargs: dict[str, Any] = {k: v[:, :cut] for k, v in prompt.token_inputs.items()}
-        mrope = self._mrope and len(prompt.vision)
-        if not mrope:
-            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0) * mask
-        out = body(input_ids=prompt.input_ids[:, :cut], attention_mask=mask, use_cache=True,
-                   **kwargs, **prompt.vision)
-        cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        _, cache = self._prompt_cache(body, prompt, cut)
         cache.batch_repeat_interleave(num_samples)
         if self._mrope:  # generate() offsets text positions by these, one per row (0: no image)
-            deltas = body.rope_deltas if mrope else torch.zeros(
-                (len(prompt), 1), dtype=torch.long, device=mask.device)
+            deltas = body.rope_deltas if len(prompt.vision) else torch.zeros(
+                (len(prompt), 1), dtype=torch.long, device=prompt.input_ids.device)
             body.rope_deltas = deltas.repeat_interleave(num_samples, dim=0)
-        name = "cache" if "cache" in inspect.signature(body.forward).parameters \
-            else "past_key_values"
-        return {name: cache}
+        return {_cache_kwarg(body): cache}
+
+    def _prompt_cache(self, body: torch.nn.Module, prompt: PromptBatch,
+                      length: int | None = None) -> tuple[Any, Any]:
+        """``body`` on the first ``length`` tokens of ``prompt`` (all by default) with a KV
+        cache: ``(output, cache)``. Positions as ``generate`` uses them; mRoPE models derive
+        theirs (and ``rope_deltas``) from the image grid."""
+        cut = slice(None, length)
+        mask = prompt.attention_mask[:, cut]
+        kwargs: dict[str, Any] = {k: v[:, cut] for k, v in prompt.token_inputs.items()}
+        if not (self._mrope and len(prompt.vision)):
+            kwargs["position_ids"] = _positions(mask)
+        out = body(input_ids=prompt.input_ids[:, cut], attention_mask=mask, use_cache=True,
+                   **kwargs, **prompt.vision)
+        return out, out.cache if hasattr(out, "cache") else out.past_key_values
 
     def completion_logprobs(self, gen: Generation) -> Tensor:
         """Teacher-forced log pi(token) of ``gen``'s completions: [B*G, L], 0 where masked.
@@ -358,31 +363,22 @@ class Policy:
         the row-by-row forward up to float round-off (tests/test_models.py). The first
         completion token is predicted from the prompt's last position.
         """
-        first: dict[int, int] = {}
+        first: dict[int, int] = {}  # prompt -> its first row
         for row, g in enumerate(groups.tolist()):
             first.setdefault(g, row)
-        unique = list(first.values())  # one row per prompt
-        inverse = torch.tensor([unique.index(first[g]) for g in groups.tolist()],
-                               device=ids.device)
+        slot = {g: i for i, g in enumerate(first)}  # prompt -> its row in the unique batch
+        unique = list(first.values())
+        inverse = torch.tensor([slot[g] for g in groups.tolist()], device=ids.device)
         shared = prompt.select(unique)
-        kwargs: dict[str, Any] = dict(shared.token_inputs)
-        mrope = self._mrope and len(shared.vision)
-        if not mrope:
-            m = shared.attention_mask
-            kwargs["position_ids"] = (m.cumsum(-1) - 1).clamp(min=0) * m
-        out = body(input_ids=shared.input_ids, attention_mask=shared.attention_mask,
-                   use_cache=True, **kwargs, **shared.vision)
-        cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        out, cache = self._prompt_cache(body, shared)
         cache.batch_select_indices(inverse)  # [B, ...] -> [N, ...], differentiable indexing
         full = torch.cat([prompt.attention_mask, mask.to(prompt.attention_mask)], 1)
-        positions = ((full.cumsum(-1) - 1).clamp(min=0) * full)[:, -ids.shape[1]:]  # [N, L]
-        if mrope:  # text positions after the image grid: offset by the prompt's rope delta
+        positions = _positions(full)[:, -ids.shape[1]:]  # [N, L]
+        if self._mrope and len(shared.vision):  # text positions after the image grid
             delta = body.rope_deltas.index_select(0, inverse)  # [N, 1], set by the prompt pass
             positions = positions[None].expand(3, -1, -1) + delta[None]
-        cache_kwarg = "cache" if "cache" in inspect.signature(body.forward).parameters \
-            else "past_key_values"
         rest = body(input_ids=ids, attention_mask=full, position_ids=positions, use_cache=True,
-                    **{cache_kwarg: cache})
+                    **{_cache_kwarg(body): cache})
         last = out.last_hidden_state[:, -1:].index_select(0, inverse)  # [N, 1, H]
         return torch.cat([last, rest.last_hidden_state[:, :-1]], 1)
 
@@ -409,7 +405,7 @@ class Policy:
         if not (self._mrope and len(prompt.vision)):
             # The positions generate() uses (RoPE would not mind a per-row shift, absolute
             # position embeddings would); mRoPE models derive theirs from the image grid.
-            kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0) * mask  # [N, P+L]
+            kwargs["position_ids"] = _positions(mask)  # [N, P+L]
         if self._logits_to_keep and logits_to_keep is not None:
             kwargs["logits_to_keep"] = logits_to_keep
         return module(input_ids=ids, attention_mask=mask, use_cache=False,
@@ -459,6 +455,22 @@ def decode_completions(tokenizer: PreTrainedTokenizerBase, ids: Tensor, mask: Te
     lengths = mask.sum(-1).tolist()
     rows = [row[: int(n)] for row, n in zip(ids.tolist(), lengths, strict=True)]
     return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+def is_image_text(config: Any) -> bool:
+    """Whether a model config is an image-text model's (``AutoModelForImageTextToText``)."""
+    return config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+
+def _positions(mask: Tensor) -> Tensor:
+    """Position ids of a left-padded batch as ``generate`` assigns them (0 on padding)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0) * mask
+
+
+def _cache_kwarg(module: torch.nn.Module) -> str:
+    """The KV-cache keyword of ``module.forward`` (``cache`` from transformers 5.x on)."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters \
+        else "past_key_values"
 
 
 def placeholder_ids(config: Any) -> tuple[int, ...]:
@@ -557,9 +569,8 @@ def load_policy(name_or_path: str | Path, dtype: str | torch.dtype | None = None
     name = resolve_model_path(name_or_path)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch_dtype = _resolve_dtype(dtype, device)
-    config = AutoConfig.from_pretrained(name)
-    vision = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-    auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
+    auto = (AutoModelForImageTextToText if is_image_text(AutoConfig.from_pretrained(name))
+            else AutoModelForCausalLM)
     model = auto.from_pretrained(name, dtype=torch_dtype, attn_implementation="sdpa").to(device)
     policy = policy_from_model(model, name)
     # Sampling settings belong to Policy.generate; the checkpoint's (temperature, top_k,
@@ -586,9 +597,7 @@ def policy_from_model(model: PreTrainedModel, name_or_path: str | Path) -> Polic
     generation config are used as they are.
     """
     name = resolve_model_path(name_or_path)
-    config = AutoConfig.from_pretrained(name)
-    vision = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-    encoder = _build_encoder(name, model.config, vision)
+    encoder = _build_encoder(name, model.config, is_image_text(model.config))
     tokenizer = encoder.tokenizer
     hub_config = model.generation_config
     end_id = end_of_turn_id(tokenizer)

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoToke
 from transformers.models.qwen2_5_vl import Qwen2_5_VLProcessor
 from transformers.processing_utils import ProcessorMixin
 
-from recap.models.policy import placeholder_ids, resolve_model_path
+from recap.models.policy import is_image_text, placeholder_ids, resolve_model_path
 
 
 class ImageOnlyQwenProcessor(Qwen2_5_VLProcessor):
@@ -40,7 +40,7 @@ def load_processor(name_or_path: str | Path) -> Any:
     """
     path = resolve_model_path(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    if not _is_vision(path):
+    if not is_image_text(AutoConfig.from_pretrained(path)):
         return tokenizer
     try:
         processor = AutoProcessor.from_pretrained(path)
@@ -65,8 +65,3 @@ def generation_kwargs(name_or_path: str | Path) -> dict[str, Any]:
     banned = placeholder_ids(AutoConfig.from_pretrained(resolve_model_path(name_or_path)))
     return {"suppress_tokens": list(banned)} if banned else {}
 
-
-def _is_vision(path: str) -> bool:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-
-    return AutoConfig.from_pretrained(path).model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
