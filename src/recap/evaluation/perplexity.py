@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recap.models.logprobs import teacher_forced_batches
 from recap.rewards import get_reward
 from recap.tasks.prompts import render_prompt, render_target
 from recap.tasks.record import Record
@@ -58,7 +59,6 @@ def sequence_perplexity(logprobs: Tensor, mask: Tensor) -> Tensor:
     return torch.exp(nll)
 
 
-@torch.no_grad()
 def response_perplexities(
     policy: Any, records: Sequence[Record], prompts: Sequence[str], responses: Sequence[str],
     batch_size: int = 16,
@@ -67,24 +67,9 @@ def response_perplexities(
 
     Uses ``policy.target_logprobs`` (teacher forcing, prompt tokens excluded) in eval mode.
     """
-    if not len(records) == len(prompts) == len(responses):
-        raise ValueError("records, prompts and responses must have the same length")
-    model = getattr(policy, "model", None)
-    was_training = bool(model is not None and model.training)
-    if model is not None:
-        model.eval()  # no dropout: the perplexity of a fixed text must be deterministic
-    try:
-        out: list[float] = []
-        for s in range(0, len(records), batch_size):
-            logp, mask, _ = policy.target_logprobs(
-                list(records[s:s + batch_size]), list(prompts[s:s + batch_size]),
-                list(responses[s:s + batch_size]),
-            )  # [b, L] each
-            out += sequence_perplexity(logp.float(), mask).tolist()  # sync once per batch
-    finally:
-        if model is not None:
-            model.train(was_training)
-    return out
+    return [value for logp, mask in teacher_forced_batches(policy, records, prompts, responses,
+                                                           batch_size)
+            for value in sequence_perplexity(logp, mask).tolist()]  # sync once per batch
 
 
 def mean_perplexity(

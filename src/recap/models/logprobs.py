@@ -8,7 +8,8 @@ tokens is ~40 GB (benchmarks/logprob_memory.py). Used by :class:`recap.models.po
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -81,3 +82,27 @@ def banned_to_neg_inf(logits: Tensor, banned: Sequence[int]) -> Tensor:
         return logits
     index = torch.tensor(tuple(banned), device=logits.device)
     return logits.index_fill(-1, index, float("-inf"))
+
+
+@torch.no_grad()
+def teacher_forced_batches(policy: Any, records: Sequence[Any], prompts: Sequence[str],
+                           targets: Sequence[str], batch_size: int = 16
+                           ) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(log-probs [b, L], mask [b, L])`` of ``targets`` given ``(records, prompts)``, a batch at
+    a time (``policy.target_logprobs``), with the model in eval mode (no dropout: the score of a
+    fixed text is deterministic) and its mode restored afterwards."""
+    if not len(records) == len(prompts) == len(targets):
+        raise ValueError("records, prompts and targets must have the same length")
+    model = getattr(policy, "model", None)
+    was_training = bool(model is not None and model.training)
+    if model is not None:
+        model.eval()
+    try:
+        for s in range(0, len(records), batch_size):
+            logp, mask, _ = policy.target_logprobs(list(records[s:s + batch_size]),
+                                                   list(prompts[s:s + batch_size]),
+                                                   list(targets[s:s + batch_size]))
+            yield logp.float(), mask
+    finally:
+        if model is not None:
+            model.train(was_training)

@@ -18,33 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from recap.models.logprobs import teacher_forced_batches
 from recap.tasks.record import Record
 
 
-@torch.no_grad()
 def example_logliks(policy: Any, records: Sequence[Record], prompts: Sequence[str],
                     targets: Sequence[str], batch_size: int = 16) -> list[float]:
     """``sum_t log pi(target_t | prompt, target_<t)`` per example (end-of-turn token included),
     under ``policy`` in eval mode (no dropout); the model's mode is restored."""
-    if not len(records) == len(prompts) == len(targets):
-        raise ValueError("records, prompts and targets must have the same length")
-    model = getattr(policy, "model", None)
-    was_training = bool(model is not None and model.training)
-    if model is not None:
-        model.eval()
-    try:
-        out: list[float] = []
-        for s in range(0, len(records), batch_size):
-            logp, mask, _ = policy.target_logprobs(list(records[s:s + batch_size]),
-                                                   list(prompts[s:s + batch_size]),
-                                                   list(targets[s:s + batch_size]))
-            out += (logp.float() * mask).sum(-1).tolist()
-    finally:
-        if model is not None:
-            model.train(was_training)
-    return out
+    return [value for logp, mask in teacher_forced_batches(policy, records, prompts, targets,
+                                                           batch_size)
+            for value in (logp * mask).sum(-1).tolist()]
 
 
 def trim_probe_log(path: Path, step: int) -> None:
