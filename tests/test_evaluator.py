@@ -121,7 +121,9 @@ def test_template_override_and_errors():
     with pytest.raises(ValueError, match="unknown eval suite 'nope'; known: \\['all'"):
         get_suite("nope")
     assert [s.name for s in resolve_suites("general,target")] == ["general", "target"]
-    assert set(SUITES) == {"general", "target", "all", "quickstart"}
+    assert set(SUITES) == {"general", "target", "all", "quickstart", "jigsaw"}
+    assert [t.name for t in get_suite("jigsaw").tasks] == ["count", "exists", "ground", "digits",
+                                                           "jigsaw"]
 
 
 class TruncatingPolicy(CannedPolicy):

@@ -64,6 +64,9 @@ def test_clipped_surrogate_both_sides_by_hand():
     assert m["clip_high"].item() == pytest.approx(1 / 5)
     assert m["clip_low"].item() == pytest.approx(1 / 5)
     assert m["clip_frac"].item() == pytest.approx(2 / 5)
+    # k3 = r - 1 - ln r per token: r = 1.5 -> 0.0945349, 1 -> 0, 0.5 -> 0.1931472; token mean
+    k3 = {1.5: 0.5 - math.log(1.5), 1.0: 0.0, 0.5: -0.5 - math.log(0.5)}
+    assert m["sample_kl"].item() == pytest.approx((2 * k3[1.5] + 2 * k3[0.5]) / 5, abs=1e-6)
     loss.backward()
     # d loss / d logp_t = -(1/2)(1/|o|) r A on unclipped tokens, 0 on clipped ones and padding:
     # seq0: t0 clipped 0; t1 -(1/2)(1/3)(1)(1) = -1/6; t2 -(1/2)(1/3)(0.5)(1) = -1/12
@@ -79,6 +82,7 @@ def test_on_policy_ratio_is_one_and_gradient_is_advantage_weighted():
     loss, m = clipped_surrogate(logp, logp.detach(), adv, torch.ones(2, 2), clip_eps=0.2)
     assert loss.item() == pytest.approx(0.0)
     assert m["clip_frac"].item() == 0.0 and m["ratio_mean"].item() == pytest.approx(1.0)
+    assert m["sample_kl"].item() == 0.0
     loss.backward()
     # -(1/2)(1/2) * 0.5 = -0.125 ; -(1/2)(1/2) * (-0.5) = +0.125
     assert logp.grad.tolist() == [[-0.125, -0.125], [0.125, 0.125]]

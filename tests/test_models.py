@@ -406,22 +406,46 @@ def test_shared_prefix_forward_equals_row_by_row(model, tiny_dir, text_lm_dir):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("model", ["tiny", "text_lm"])
-def test_shared_prefill_samples_what_per_row_prefill_samples(model, tiny_dir, text_lm_dir,
-                                                             monkeypatch):
-    """generate() encodes each prompt once for its G samples: same seed, same completions and
-    sampling log-probs as encoding it in every row."""
-    import recap.models.logprobs as logprobs_module
-
-    pol = load_policy(tiny_dir if model == "tiny" else text_lm_dir)
-    records = _records() if model == "tiny" else _records()[2:] * 2
+@pytest.mark.parametrize("model", ["tiny", "text_lm", "lora"])
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
+def test_lean_decode_samples_what_generate_samples(model, temperature, top_p, tiny_dir,
+                                                   text_lm_dir):
+    """The lean sampling loop (each prompt encoded once for its G samples, the cache written in
+    place) draws what ``model.generate`` draws from the same random state, with the same
+    sampling log-probs, at any temperature / top-p and greedy, with images (mRoPE) and without,
+    through LoRA; rows that stop early are padded as generate pads them."""
+    pol = load_policy(tiny_dir if model != "text_lm" else text_lm_dir,
+                      lora=LoraSpec(r=4) if model == "lora" else None)
+    records = _records() if model != "text_lm" else _records()[2:] * 2
     runs = []
-    for shared in (True, False):
-        if not shared:
-            monkeypatch.setattr(logprobs_module, "body_and_head", lambda m: None)
-        assert bool(pol._shared_prefill(pol.encode(records, _prompts(records)), 3)) == shared
+    for lean in (True, False):
+        pol.lean_decode = lean
         torch.manual_seed(11)
-        runs.append(pol.generate(records, _prompts(records), num_samples=3, max_new_tokens=12))
+        runs.append(pol.generate(records, _prompts(records), num_samples=3, max_new_tokens=12,
+                                 temperature=temperature, top_p=top_p))
     a, b = runs
     assert a.texts == b.texts and torch.equal(a.completion_mask, b.completion_mask)
+    assert torch.equal(a.completion_ids, b.completion_ids) and torch.equal(a.finished, b.finished)
     assert torch.allclose(a.logprobs, b.logprobs, atol=2e-5, rtol=0)
+    assert len(set(a.texts)) > 1 or temperature == 0  # the draws are not all alike
+
+
+def test_reserved_cache_layer_reads_like_a_growing_one():
+    from transformers.cache_utils import DynamicCache
+
+    from recap.models.decode import ReservedLayer, reserve
+
+    torch.manual_seed(0)
+    grown, reserved = DynamicCache(), DynamicCache()
+    for cache in (grown, reserved):
+        cache.update(torch.ones(2, 1, 3, 4), torch.zeros(2, 1, 3, 4), 0)
+    reserve(reserved, 2)
+    assert isinstance(reserved.layers[0], ReservedLayer)
+    for _ in range(2):
+        k, v = torch.randn(2, 1, 1, 4), torch.randn(2, 1, 1, 4)
+        ka, va = grown.update(k, v, 0)
+        kb, vb = reserved.update(k, v, 0)
+        assert torch.equal(ka, kb) and torch.equal(va, vb)
+    assert reserved.get_seq_length() == grown.get_seq_length() == 5
+    with pytest.raises(RuntimeError, match="reserved for 5 positions, got 6"):
+        reserved.update(k, v, 0)

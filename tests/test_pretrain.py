@@ -146,7 +146,9 @@ def test_annealing_weights_set_the_mixture_after_the_main_phase():
 
 
 def test_resumed_build_equals_uninterrupted(tmp_path):
-    full = pretrain(tmp_path / "full" / "base", small_config())
+    threads = torch.get_num_threads()
+    full = pretrain(tmp_path / "full" / "base", small_config(threads=threads + 1))
+    assert torch.get_num_threads() == threads  # the process's thread count is given back
     # Same recipe stopped after 2 steps (its checkpoint), then resumed to 4. The warm-up covers
     # all four steps, so the learning rates of both schedules agree step by step.
     pretrain(tmp_path / "cut" / "base", small_config(steps=2))

@@ -164,3 +164,39 @@ def test_every_shipped_study_loads(path, tmp_path):
     for arm in spec.arms:  # every arm's recipe validates
         spec.arm_config(arm, spec.seeds[0], tmp_path / arm)
     assert spec.eval.n >= 500 and len(spec.seeds) >= 3
+
+
+def test_an_arm_trains_on_another_arms_rollouts_after_it(tiny, tmp_path):
+    """jigsaw RFT paper sec. 5.3 as a study arm: the source run of the same seed finishes first
+    (in a two-worker pool), its model's kept rollouts become the SFT domain's data."""
+    recipe = _recipe(tiny)
+    spec = StudySpec(
+        name="rollouts", base=str(tiny), recipe=recipe, seeds=[0],
+        arms={"own": {"set": ["domains.count_think.mode=sft", "domains.count_think.rewards=[]",
+                              "sampling.strategy=reasoning_only"],
+                      "rollouts": {"arm": "rl", "domain": "count_think", "task": "count", "n": 3,
+                                   "reward": "think_format", "threshold": 0.0, "samples": 2,
+                                   "max_new_tokens": 6}},
+              "rl": {"set": ["sampling.strategy=reasoning_only"]}},
+        eval={"suite": "general", "n": 2, "seed": 7, "batch_size": 8, "max_new_tokens": 4},
+    )
+    out = tmp_path / "study"
+    lines: list[str] = []
+    run_study(spec, out, jobs=2, echo=lines.append, report=False)
+    done = [line.split("] ", 1)[1].split()[1] for line in lines[1:]]
+    assert done.index("rl/seed0") < done.index("own/seed0")  # "own" waited for its source
+    rd = run_dir(out, "own", 0)
+    info = json.loads((rd / "rollouts" / "rollouts.json").read_text())
+    assert info["source"] == str(run_dir(out, "rl", 0) / "final")
+    assert (info["sampled"], info["kept"]) == (6, 6)  # threshold 0 keeps every rollout
+    rows = [json.loads(x) for x in (rd / "rollouts" / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all("completion" in r["meta"] for r in rows)
+    cfg = yaml.safe_load((rd / "config.yaml").read_text())
+    (domain,) = [d for d in cfg["domains"] if d["name"] == "count_think"]
+    assert domain["mode"] == "sft" and domain["source"]["path"].endswith("rollouts.jsonl")
+
+    for arms in ({"a": {"rollouts": {"arm": "b", "domain": "x"}}},  # no such arm
+                 {"a": {"rollouts": {"arm": "b", "domain": "x"}},  # a chain
+                  "b": {"rollouts": {"arm": "a", "domain": "x"}}}):
+        with pytest.raises(ValueError, match="must be an arm that does not itself"):
+            StudySpec(arms=arms)

@@ -248,6 +248,9 @@ class EvalSpec(_Model):
         "built-in domain) before training and every N steps: probe.jsonl and probe/* metrics "
         "(learning dynamics, jigsaw RFT paper sec. 5.5); 0: off")
     probe_n: int = Field(16, ge=1, description="probe examples per domain")
+    probe_tasks: list[str] = Field(
+        default_factory=list, description="built-in tasks probed besides the domains, with the "
+        "answer template (e.g. the general capabilities a single-domain run does not train)")
 
 
 class CheckpointSpec(_Model):
@@ -363,6 +366,10 @@ def _check_domains(cfg: RunConfig) -> list[str]:
         if not d.builtin and d.knobs:
             errs.append(f"{where}.knobs: only built-in sources take generator knobs")
         errs += _check_source(d, where)
+    bad = [t for t in cfg.eval.probe_tasks if known_tasks is not None and t not in known_tasks]
+    if bad:
+        errs.append(f"eval.probe_tasks: unknown built-in tasks {bad}; known: "
+                    f"{sorted(known_tasks or [])}")
     return errs
 
 

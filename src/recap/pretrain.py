@@ -373,13 +373,22 @@ def vision_feature_norm(policy, n: int = 8) -> float:
 
 
 def pretrain(out_dir: Path, cfg: PretrainConfig | None = None, resume: bool = False) -> Path:
-    """Train the tiny base model and write it (plus ``card.json``) to ``out_dir``."""
+    """Train the tiny base model and write it (plus ``card.json``) to ``out_dir``.
+
+    Runs with ``cfg.threads`` torch threads and gives the process its thread count back."""
+    cfg = cfg or PretrainConfig()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _pretrain(Path(out_dir), cfg, resume)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pretrain(out_dir: Path, cfg: PretrainConfig, resume: bool) -> Path:
     from recap.models import TinyConfig, build_tiny_model, load_policy
 
-    cfg = cfg or PretrainConfig()
-    out_dir = Path(out_dir)
     ckpt = out_dir.with_name(out_dir.name + ".ckpt")
-    torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)

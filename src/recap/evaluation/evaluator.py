@@ -11,6 +11,7 @@ averaged into which metric names. The built-in suites:
   quickstart's target), visual arithmetic reasoning and jigsaw puzzles (jigsaw-RFT), ``think``
   template.
 - ``quickstart``: ``general`` plus counting with the think template.
+- ``jigsaw``: ``general`` plus 2x2 jigsaw with the think template (the jigsaw RFT study).
 - ``all``: both.
 
 Every task also reports ``format`` (its template's format reward), ``response_length`` and
@@ -131,18 +132,22 @@ COUNT_THINK_KNOBS = {"queries": ("all",)}
 COUNT_THINK = _task("count_think", "Reasoning (counting, think)", {"accuracy": "accuracy"},
                     ("accuracy", "thinking_length"), "think", task="count",
                     knobs=COUNT_THINK_KNOBS)
+JIGSAW = _task("jigsaw", "Jigsaw", {"accuracy": "jigsaw_acc", "hit": "jigsaw_hit",
+                                    "jigsaw_format": "jigsaw_format"}, ("accuracy", "hit"),
+               "think")
 TARGET = EvalSuite("target", (
     COUNT_THINK,
     _task("arith", "Reasoning (arith)", {"accuracy": "accuracy"},
           ("accuracy", "thinking_length"), "think"),
-    _task("jigsaw", "Jigsaw", {"accuracy": "jigsaw_acc", "hit": "jigsaw_hit",
-                               "jigsaw_format": "jigsaw_format"}, ("accuracy", "hit"), "think"),
+    JIGSAW,
 ), "target tasks being trained: visual arithmetic reasoning, jigsaw puzzles")
 SUITES: dict[str, EvalSuite] = {
     "general": GENERAL,
     "target": TARGET,
     "quickstart": EvalSuite("quickstart", (*GENERAL.tasks, COUNT_THINK),
                             "general suite + counting with the think template (the lab target)"),
+    "jigsaw": EvalSuite("jigsaw", (*GENERAL.tasks, JIGSAW),
+                        "general suite + 2x2 jigsaw with the think template (the jigsaw study)"),
     "all": EvalSuite("all", GENERAL.tasks + TARGET.tasks, "general + target"),
 }
 

@@ -19,10 +19,13 @@ vocabulary: their logits are set to -inf in sampling, log-probs and the SFT loss
 placeholder would be read as an image slot by the teacher-forced forward and break it, and an
 untrained model does sample them. So pi is the softmax over the other tokens, consistently.
 
-Sampling uses ``model.generate`` with the KV cache and the global torch RNG. ``Generation.logprobs``
-is recorded during sampling by a logits processor that keeps one step of log-probs at a time
-(:class:`SampledLogprobs`), not from ``output_logits``, which would hold L x B*G x vocab floats
-until the call returns (~40 GB for a 150k vocabulary, 64 rows and 1,024 new tokens).
+Sampling runs recap's own decode loop (:mod:`recap.models.decode`: each prompt encoded once
+for its G samples, the KV cache written in place, one body call per token, the global torch RNG)
+and draws what ``model.generate`` draws; models without a separable output layer use
+``model.generate``. ``Generation.logprobs`` is recorded one step at a time while sampling (in
+``generate`` by a logits processor, :class:`SampledLogprobs`), not from ``output_logits``, which
+would hold L x B*G x vocab floats until the call returns (~40 GB for a 150k vocabulary, 64 rows
+and 1,024 new tokens).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.processing_utils import ProcessorMixin
 
-from recap.models import logprobs
+from recap.models import decode, logprobs
 from recap.models.encoding import (
     ChatEncoder,
     ProcessorEncoder,
@@ -153,6 +156,8 @@ class Policy:
     pad_id: int = 0
     banned_ids: tuple[int, ...] = ()
     hub_generation_config: GenerationConfig | None = field(default=None, repr=False)
+    # Sample with the lean loop (recap.models.decode); False: with ``model.generate``.
+    lean_decode: bool = field(default=True, repr=False)
     _mrope: bool = field(default=False, repr=False)
     _logits_to_keep: bool = field(default=False, repr=False)
 
@@ -179,7 +184,7 @@ class Policy:
     def generate(self, records: Sequence[Record], prompts: Sequence[str], num_samples: int = 1,
                  temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 64) -> Generation:
-        """Sample ``num_samples`` completions per record in one batched, KV-cached call.
+        """Sample ``num_samples`` completions per record, batched and KV-cached.
 
         Sampling stops at the end-of-turn token or eos. ``temperature=0`` means greedy decoding.
         Returns a :class:`Generation` with B*G rows.
@@ -188,7 +193,71 @@ class Policy:
             raise ValueError("num_samples and max_new_tokens must be >= 1")
         unique = self.encode(records, prompts)  # [B, P]
         prompt = unique.select([i for i in range(len(records)) for _ in range(num_samples)])
-        shared = self._shared_prefill(unique, num_samples)  # the prompts encoded once
+        split = logprobs.body_and_head(self.model)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if split is not None and self.lean_decode and unique.input_ids.shape[1] >= 2:
+                sampled, token_logp = self._decode(*split, unique, prompt, temperature, top_p,
+                                                   max_new_tokens)
+            else:
+                sampled, token_logp = self._hf_generate(prompt, temperature, top_p,
+                                                        max_new_tokens)
+        finally:
+            self.model.train(was_training)
+        is_stop = torch.isin(sampled, torch.tensor(self.stop_ids, device=sampled.device))
+        # keep tokens up to and including the first stop token
+        stops_before = (is_stop.long().cumsum(-1) - is_stop.long()) > 0  # [B*G, L]
+        mask = (~stops_before).long()
+        ids = sampled.masked_fill(stops_before, self.pad_id)
+        return Generation(
+            texts=decode_completions(self.tokenizer, ids, mask),
+            completion_ids=ids,
+            completion_mask=mask,
+            logprobs=token_logp * mask,
+            prompt_index=torch.arange(len(records)).repeat_interleave(num_samples),
+            prompt=prompt,
+            finished=is_stop.any(-1),
+            num_samples=num_samples,
+        )
+
+    def _decode(self, body: torch.nn.Module, head: torch.nn.Module, unique: PromptBatch,
+                rows: PromptBatch, temperature: float, top_p: float,
+                max_new_tokens: int) -> tuple[Tensor, Tensor]:
+        """Sample with :func:`recap.models.decode.sample_tokens`: all but the last token of each
+        ``unique`` prompt encoded once (with its images), the cache repeated for the prompt's
+        ``rows`` with room for the completion, then one body call per token."""
+        num_samples = len(rows) // len(unique)
+        cut = unique.input_ids.shape[1] - 1
+        _, cache = self._prompt_cache(body, unique, cut)
+        cache.batch_repeat_interleave(num_samples)
+        decode.reserve(cache, max_new_tokens + 1)
+        mask = rows.attention_mask[:, :cut]
+        position = _positions(rows.attention_mask)[:, -1:]  # the last prompt token's [N, 1]
+        delta = None
+        if self._mrope and len(unique.vision):  # text positions after the image grid
+            delta = body.rope_deltas.repeat_interleave(num_samples, dim=0)[None]  # [1, N, 1]
+        cache_kw = _cache_kwarg(body)
+        one = torch.ones_like(mask[:, :1])
+
+        def step(ids: Tensor) -> Tensor:
+            nonlocal mask, position
+            mask = torch.cat([mask, one], 1)
+            pos = position if delta is None else position[None].expand(3, -1, -1) + delta
+            out = body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                       **{cache_kw: cache})
+            position = position + 1
+            return out.last_hidden_state[:, -1]
+
+        return decode.sample_tokens(
+            step, head, rows.input_ids[:, -1:], max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p, banned_ids=self.banned_ids,
+            stop_ids=self.stop_ids, pad_id=self.pad_id)
+
+    def _hf_generate(self, prompt: PromptBatch, temperature: float, top_p: float,
+                     max_new_tokens: int) -> tuple[Tensor, Tensor]:
+        """Sample with ``model.generate`` (models without a separable output layer, and the
+        reference the lean loop is tested against): ``(tokens, logprobs)``, ``[N, L]`` each."""
         config = GenerationConfig(
             do_sample=temperature > 0,
             temperature=temperature if temperature > 0 else None,
@@ -202,53 +271,13 @@ class Policy:
             return_dict_in_generate=True,
         )
         recorder = SampledLogprobs()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            out = self.model.generate(
-                input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
-                **prompt.token_inputs, **(shared or prompt.vision), generation_config=config,
-                logits_processor=LogitsProcessorList([recorder]),
-            )
-        finally:
-            self.model.train(was_training)
-        sampled = out.sequences[:, prompt.input_ids.shape[1]:]  # [B*G, L]
-        is_stop = torch.isin(sampled, torch.tensor(self.stop_ids, device=sampled.device))
-        # keep tokens up to and including the first stop token
-        stops_before = (is_stop.long().cumsum(-1) - is_stop.long()) > 0  # [B*G, L]
-        mask = (~stops_before).long()
-        ids = sampled.masked_fill(stops_before, self.pad_id)
-        logprobs = recorder.finish(sampled[:, -1]) * mask  # [B*G, L]
-        return Generation(
-            texts=decode_completions(self.tokenizer, ids, mask),
-            completion_ids=ids,
-            completion_mask=mask,
-            logprobs=logprobs,
-            prompt_index=torch.arange(len(records)).repeat_interleave(num_samples),
-            prompt=prompt,
-            finished=is_stop.any(-1),
-            num_samples=num_samples,
+        out = self.model.generate(
+            input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+            **prompt.token_inputs, **prompt.vision, generation_config=config,
+            logits_processor=LogitsProcessorList([recorder]),
         )
-
-    def _shared_prefill(self, prompt: PromptBatch, num_samples: int) -> dict[str, Any]:
-        """The KV cache of all but the last prompt token, computed once per prompt and repeated
-        for its ``num_samples`` rows: ``generate`` then starts from it (its first step runs the
-        last prompt token) instead of encoding every prompt and its images G times.
-
-        Returns the cache as ``generate``'s keyword argument; empty (no sharing) for a single
-        sample, a one-token prompt or a model without a separable body.
-        """
-        split = logprobs.body_and_head(self.model)
-        if num_samples < 2 or split is None or prompt.input_ids.shape[1] < 2:
-            return {}
-        body, cut = split[0], prompt.input_ids.shape[1] - 1
-        _, cache = self._prompt_cache(body, prompt, cut)
-        cache.batch_repeat_interleave(num_samples)
-        if self._mrope:  # generate() offsets text positions by these, one per row (0: no image)
-            deltas = body.rope_deltas if len(prompt.vision) else torch.zeros(
-                (len(prompt), 1), dtype=torch.long, device=prompt.input_ids.device)
-            body.rope_deltas = deltas.repeat_interleave(num_samples, dim=0)
-        return {_cache_kwarg(body): cache}
+        sampled = out.sequences[:, prompt.input_ids.shape[1]:]  # [N, L]
+        return sampled, recorder.finish(sampled[:, -1])
 
     def _prompt_cache(self, body: torch.nn.Module, prompt: PromptBatch,
                       length: int | None = None) -> tuple[Any, Any]:

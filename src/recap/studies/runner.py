@@ -9,6 +9,10 @@ Output folder::
     evals/<arm>/seed<k>.json        every run's evaluation, same records
     study.json, report.md, report.html, *.png     (recap.studies.report)
 
+An arm with ``rollouts`` (:class:`recap.studies.spec.RolloutPlan`) starts after its source arm's
+run of the same seed: that model samples the questions, the kept rollouts are written to
+``runs/<arm>/seed<k>/rollouts/`` (with ``rollouts.json``: counts and the plan), then the arm trains.
+
 Resumable: a run whose ``study_run.json`` exists is not trained again, a run with checkpoints but
 no ``study_run.json`` resumes from its newest checkpoint, and an evaluation whose file exists with
 the same plan is not repeated. ``jobs > 1`` runs that many worker processes, each with
@@ -29,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from recap.studies.spec import StudySpec
+from recap.studies.spec import RolloutPlan, StudySpec, rollouts_path
 
 __all__ = ["Job", "eval_path", "finish_study", "plan_jobs", "run_dir", "run_study"]
 
@@ -58,6 +62,12 @@ class Job:
     @property
     def name(self) -> str:
         return "base" if self.arm is None else f"{self.arm}/seed{self.seed}"
+
+
+def _after(spec: StudySpec, job: Job) -> str | None:
+    """The name of the job ``job`` must wait for (a rollouts arm's source run), if any."""
+    plan = spec.arms[job.arm].rollouts if job.arm is not None else None
+    return None if plan is None else Job(plan.arm, job.seed).name
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -122,6 +132,10 @@ def _do_job(spec_data: dict[str, Any], out: str, job: Job, threads: int | None,
     done = rd / RUN_DONE
     info: dict[str, Any] = {"job": job.name}
     if not done.exists():
+        plan_r = spec.arms[job.arm].rollouts
+        if plan_r is not None:
+            info["rollouts_s"] = _sample_rollouts(plan_r, run_dir(root, plan_r.arm, job.seed),
+                                                  rd, job.seed, progress)
         extra = () if progress else ("logging.progress=false",)
         cfg = spec.arm_config(job.arm, job.seed, rd, extra)
         t0 = time.perf_counter()
@@ -134,6 +148,38 @@ def _do_job(spec_data: dict[str, Any], out: str, job: Job, threads: int | None,
     if not _eval_done(ep, plan, str(rd / "final")):
         info["eval_s"] = round(_evaluate(spec, str(rd / "final"), ep, progress), 1)
     return info
+
+
+def _sample_rollouts(plan: RolloutPlan, source: Path, rd: Path, seed: int,
+                     progress: bool) -> float:
+    """Write the kept rollouts of ``source``'s final model for a rollouts arm's run ``rd``
+    (once: ``rollouts.json`` marks them done). Returns the seconds it took."""
+    import torch
+
+    from recap.models.policy import load_policy
+    from recap.tasks.registry import make_task
+    from recap.training.rollouts import correct_rollouts, write_rollouts
+
+    path = rollouts_path(rd)
+    marker = path.with_suffix(".json")
+    if marker.exists():
+        return 0.0
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    records, counts = correct_rollouts(
+        load_policy(source / "final"), make_task(plan.task, "train", plan.n,
+                                                 seed=plan.question_seed),
+        template=plan.template, reward=plan.reward, threshold=plan.threshold,
+        num_samples=plan.samples, temperature=plan.temperature,
+        max_new_tokens=plan.max_new_tokens, progress=progress)
+    if not records:
+        raise RuntimeError(f"{source}/final kept no rollout of {counts['sampled']} "
+                           f"({plan.reward} >= {plan.threshold}): nothing to train {rd} on")
+    write_rollouts(records, path)
+    seconds = time.perf_counter() - t0
+    _write_json(marker, {"source": str(source / "final"), "plan": plan.model_dump(), **counts,
+                         "seconds": round(seconds, 1)})
+    return seconds
 
 
 def _init_worker(threads: int) -> None:
@@ -170,23 +216,33 @@ def run_study(spec: StudySpec, out: str | Path, jobs: int = 1, threads: int = 1,
          f"task (suite {spec.eval.suite}, seed {spec.eval.seed})")
     t0 = time.perf_counter()
     data = spec.model_dump()
+    names = {job.name for job in todo}
+    # a rollouts arm's run waits for its source run when that one is still to do
+    waiting = [job for job in todo if _after(spec, job) in names]
+    ready = [job for job in todo if job not in waiting]
     if jobs <= 1:
-        for i, job in enumerate(todo, 1):
+        for i, job in enumerate(ready + waiting, 1):
             info = _do_job(data, str(out), job, None, progress=True)
             echo(f"[{time.perf_counter() - t0:6.0f} s] {i}/{len(todo)} {_done_line(info)}")
     else:
         ctx = get_context("spawn")  # fresh interpreters: no forked torch thread pools
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                  initargs=(threads,)) as pool:
-            pending: set[Future] = {pool.submit(_do_job, data, str(out), job, threads, False)
-                                    for job in todo}
+            def submit(job: Job) -> Future:
+                return pool.submit(_do_job, data, str(out), job, threads, False)
+
+            pending: dict[Future, Job] = {submit(job): job for job in ready}
             finished = 0
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     finished += 1
+                    name = pending.pop(fut).name
                     echo(f"[{time.perf_counter() - t0:6.0f} s] {finished}/{len(todo)} "
                          f"{_done_line(fut.result())}")
+                    for job in [j for j in waiting if _after(spec, j) == name]:
+                        waiting.remove(job)
+                        pending[submit(job)] = job
     return finish_study(spec, out, report)
 
 

@@ -11,6 +11,9 @@ A study file is YAML (``recap study FILE``)::
       recap: {preset: recap, set: [...]}
     seeds: [0, 1, 2, 3, 4]                  # training seeds (train.seed of every arm)
     reference: uniform                      # comparisons "arm vs reference" (and vs base)
+    # An arm may train on another arm's correct rollouts (jigsaw RFT paper sec. 5.3): after the
+    # source arm's run of the same seed finishes, its model samples the questions and the kept
+    # completions become the named SFT domain's data (see RolloutPlan).
     eval: {suite: quickstart, n: 500, seed: 12345}
 
 The held-out records depend only on ``eval`` (suite, ``n`` per task, ``seed``), never on a
@@ -28,11 +31,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from recap.config import ConfigError, RunConfig, deep_merge, load_config, validate_config
 
-__all__ = ["ArmSpec", "EvalPlan", "StudySpec", "load_study"]
+__all__ = ["ArmSpec", "EvalPlan", "RolloutPlan", "StudySpec", "load_study", "rollouts_path"]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class RolloutPlan(_Model):
+    """SFT data from another arm's model: its correct rollouts (jigsaw RFT paper sec. 5.3).
+
+    The source arm's trained model of the same training seed samples ``samples`` completions for
+    each of ``n`` questions of built-in ``task`` (train split, question seed ``question_seed``);
+    those scoring at least ``threshold`` on ``reward`` replace the data of the recipe's domain
+    ``domain`` (see :func:`recap.training.rollouts.correct_rollouts`).
+    """
+
+    arm: str = Field(description="arm whose trained model samples the rollouts")
+    domain: str = Field(description="the recipe's SFT domain that trains on them")
+    task: str = Field("jigsaw", description="built-in task of the questions")
+    n: int = Field(200, ge=1, description="questions")
+    question_seed: int = Field(0, ge=0, description="seed of the questions (train split)")
+    template: str = Field("think", description="prompt template of the rollouts")
+    reward: str = Field("accuracy", description="reward a rollout is kept by")
+    threshold: float = Field(1.0, ge=0.0, le=1.0, description="keep rollouts scoring >= this")
+    samples: int = Field(8, ge=1, description="rollouts per question")
+    max_new_tokens: int = Field(128, ge=1, description="completion budget")
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature")
 
 
 class ArmSpec(_Model):
@@ -44,6 +69,8 @@ class ArmSpec(_Model):
     preset: str | None = Field(None, description="a preset of recap.training.presets")
     set: list[str] = Field(default_factory=list, description="dotted key=value overrides")
     label: str | None = Field(None, description="display name (default: the arm's name)")
+    rollouts: RolloutPlan | None = Field(
+        None, description="train on another arm's correct rollouts (run after that arm)")
 
 
 class EvalPlan(_Model):
@@ -81,6 +108,11 @@ class StudySpec(_Model):
         bad = [a for a in self.arms if not a or "/" in a or a == "base"]
         if bad:
             raise ValueError(f"arm names must be non-empty, without '/', not 'base': {bad}")
+        for name, arm in self.arms.items():
+            source = arm.rollouts and self.arms.get(arm.rollouts.arm)
+            if arm.rollouts and (source is None or source.rollouts is not None):
+                raise ValueError(f"arm {name!r}: rollouts.arm {arm.rollouts.arm!r} must be an arm "
+                                 "that does not itself train on rollouts")
         return self
 
     def arm_config(self, arm: str, seed: int, output_dir: Path,
@@ -89,6 +121,9 @@ class StudySpec(_Model):
         spec = self.arms[arm]
         recipe = spec.recipe if spec.recipe is not None else self.recipe
         overrides = [*spec.set, f"train.seed={seed}", f"output_dir={output_dir}", *extra]
+        if spec.rollouts is not None:
+            path = rollouts_path(output_dir).resolve()
+            overrides.append(f"domains.{spec.rollouts.domain}.source={{path: '{path}'}}")
         where = f"study {self.name!r}, arm {arm!r}"
         if isinstance(recipe, dict):
             from recap.config import apply_override
@@ -105,6 +140,11 @@ class StudySpec(_Model):
             return load_config(path, overrides, preset=spec.preset)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+
+
+def rollouts_path(output_dir: Path) -> Path:
+    """Where a rollouts arm's run keeps the rollouts it trains on."""
+    return Path(output_dir) / "rollouts" / "rollouts.jsonl"
 
 
 def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:

@@ -8,6 +8,7 @@
 | describe | :mod:`recap.tasks.shapes`    | text         | dense scene description (pretraining) |
 | digits   | :mod:`recap.tasks.digits`    | text         | reading / OCR                 |
 | jigsaw   | :mod:`recap.tasks.jigsaw`    | permutation  | novel task (jigsaw RFT paper) |
+| order    | :mod:`recap.tasks.order`     | permutation  | list-answer primer (jigsaw study) |
 | arith    | :mod:`recap.tasks.reasoning` | number       | multi-step visual reasoning   |
 
 Every generator is deterministic in (name, split, seed) and keeps train and test disjoint
@@ -24,6 +25,7 @@ from typing import Any
 from recap.tasks.common import check_split
 from recap.tasks.digits import make_digits
 from recap.tasks.jigsaw import make_jigsaw
+from recap.tasks.order import make_order
 from recap.tasks.reasoning import make_arith
 from recap.tasks.record import Record
 from recap.tasks.shapes import SceneSpec, make_count, make_describe, make_exists, make_ground
@@ -37,6 +39,7 @@ TASKS: dict[str, TaskFn] = {
     "describe": make_describe,
     "digits": make_digits,
     "jigsaw": make_jigsaw,
+    "order": make_order,
     "arith": make_arith,
 }
 

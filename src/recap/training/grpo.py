@@ -114,7 +114,12 @@ def clipped_surrogate(
     Returns:
         ``(loss, metrics)``; metrics (detached): ``clip_frac`` (share of tokens whose clipped
         term is active, i.e. the gradient is cut), ``clip_low`` / ``clip_high`` (ratio below
-        ``1-eps`` with ``A < 0`` / above ``1+eps`` with ``A > 0``), ``ratio_mean``.
+        ``1-eps`` with ``A < 0`` / above ``1+eps`` with ``A > 0``), ``ratio_mean``, and
+        ``sample_kl``: the token mean of the k3 estimate ``r - 1 - log r`` of KL(pi_old || pi)
+        on the sampled tokens (Schulman's k3, as in :func:`k3_kl`), 0 only when the training-time
+        log-probs equal the sampling-time ones. On the first update of a batch it measures how
+        far the training forward drifts from the sampler's numerics (dropout, precision,
+        kernels); after that, how far the updates moved the policy.
     """
     adv = advantages.to(logp.dtype).unsqueeze(1)  # [B*G, 1]
     ratio = torch.exp(logp - old_logp.detach())  # [B*G, L]
@@ -132,6 +137,7 @@ def clipped_surrogate(
             "clip_low": low.sum() / n,
             "clip_high": high.sum() / n,
             "ratio_mean": (ratio * m).sum() / n,
+            "sample_kl": ((ratio - 1.0 - (logp - old_logp)) * m).sum() / n,
         }
     return loss, metrics
 

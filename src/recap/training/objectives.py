@@ -155,11 +155,12 @@ def rl_domain_losses(
         aggregation, max_tokens: token aggregation (``recap.training.grpo.aggregate``).
 
     Returns:
-        ``(losses objective -> scalar, kl or None, metrics)``; the metrics (detached) average
-        the clip statistics over the domain's objectives.
+        ``(losses objective -> scalar, kl or None, metrics)``; the metrics (detached):
+        ``clip_frac`` averaged over the domain's objectives, ``sample_kl`` (the same for each).
     """
     losses: dict[str, Tensor] = {}
     clip: list[Tensor] = []
+    m: dict[str, Tensor] = {}
     for name, adv in rollouts.advantages.items():
         losses[name], m = clipped_surrogate(
             logp, rollouts.old_logprobs, adv.to(logp.device), rollouts.mask, clip_eps=clip_eps,
@@ -169,7 +170,7 @@ def rl_domain_losses(
     if rollouts.ref_logprobs is not None:
         kl = k3_kl(logp, rollouts.ref_logprobs, rollouts.mask, aggregation=aggregation,
                    max_tokens=max_tokens)
-    metrics = {"clip_frac": torch.stack(clip).mean()}
+    metrics = {"clip_frac": torch.stack(clip).mean(), "sample_kl": m["sample_kl"]}
     return losses, kl, metrics
 
 

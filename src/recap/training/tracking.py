@@ -97,9 +97,9 @@ def gather_step_stats(micro: list[MicroBatch], losses: list[tuple[str, Any]]) ->
 
     Keys: ``reward/<domain>/<reward>/mean|std``, ``length/<domain>`` (completion words, the unit
     of the evaluator's ``response_length``), ``thinking/<domain>`` (words in the think block),
-    ``loss``, ``loss/<objective>``, ``kl``, ``clip_frac``; ``tokens`` is the step's total of
-    completion tokens (the compute) and ``prompts/<domain>`` its records per domain (what each
-    domain was exposed to).
+    ``loss``, ``loss/<objective>``, ``kl``, ``clip_frac``, ``sample_kl``; ``tokens`` is the
+    step's total of completion tokens (the compute) and ``prompts/<domain>`` its records per
+    domain (what each domain was exposed to).
     """
     samples: dict[str, list[float]] = {}
     for mb in micro:

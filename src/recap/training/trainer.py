@@ -91,7 +91,7 @@ class StepObjectives(torch.nn.Module):
             return self.policy.completion_logprobs(
                 micro.rollouts[rows[0]].generation.select(rows[1]))
         per_domain: list[dict[str, torch.Tensor]] = []
-        kls, clip, sft_acc = [], [], {}
+        kls, clip, drift, sft_acc = [], [], [], {}
         for i, ro in enumerate(micro.rollouts):
             logp = (logprobs[i] if logprobs is not None and i in logprobs
                     else self.policy.completion_logprobs(ro.generation))  # [B*G, L]
@@ -100,6 +100,7 @@ class StepObjectives(torch.nn.Module):
                                              max_tokens=self.max_tokens)
             per_domain.append(losses)
             clip.append(m["clip_frac"])
+            drift.append(m["sample_kl"])
             if kl is not None:
                 kls.append(kl)
         for name, sb in micro.sft.items():
@@ -110,6 +111,7 @@ class StepObjectives(torch.nn.Module):
             "losses": mean_over_domains(per_domain),
             "kl": torch.stack(kls).mean() if kls else None,  # mean over RL domains
             "clip_frac": torch.stack(clip).mean().detach() if clip else None,
+            "sample_kl": torch.stack(drift).mean().detach() if drift else None,
             "sft_acc": sft_acc,
         }
 
@@ -230,12 +232,15 @@ def _setup(cfg: RunConfig, resume: bool) -> _Run:
         run.rewards = RewardPool(cfg.rl.reward_workers, cfg.rl.reward_timeout_s)
     if cfg.eval.probe_every:
         run.probe = {}
-        for d in domains:
-            if d.builtin:  # held-out answers, disjoint from training; the domain's template
-                recs = make_task(d.source, "test", cfg.eval.probe_n, seed=cfg.train.seed,
-                                 **d.knobs)
-                run.probe[d.name] = (recs, [render_prompt(r, d.template) for r in recs],
-                                     [render_target(r, d.template) for r in recs])
+        # held-out answers, disjoint from training: each built-in domain with its template and
+        # knobs, then the extra tasks with the answer template
+        probed = [(d.name, d.source, d.template, d.knobs) for d in domains if d.builtin]
+        probed += [(t, t, "answer", {}) for t in cfg.eval.probe_tasks
+                   if t not in {p[0] for p in probed}]
+        for name, task, template, knobs in probed:
+            recs = make_task(task, "test", cfg.eval.probe_n, seed=cfg.train.seed, **knobs)
+            run.probe[name] = (recs, [render_prompt(r, template) for r in recs],
+                               [render_target(r, template) for r in recs])
     if found is not None:
         state = load_checkpoint(acc, found, output_dir=out,
                                 reference=reference.model if reference else None)
@@ -351,8 +356,8 @@ def _weighted_backward(run: _Run, micro: list[MicroBatch], beta: float, first: b
         terms.append(("loss", loss.detach()))
         if out["kl"] is not None:
             terms.append(("kl", out["kl"].detach()))
-        if out["clip_frac"] is not None:
-            terms.append(("clip_frac", out["clip_frac"]))
+        if out["clip_frac"] is not None:  # and the sampler-vs-trainer KL beside it
+            terms += [("clip_frac", out["clip_frac"]), ("sample_kl", out["sample_kl"])]
     return lambdas, signals, terms, ok, t_weight, micro
 
 

@@ -1,0 +1,117 @@
+"""A lean sampling loop for rollouts: the decode steps of ``generate`` without its machinery.
+
+Why not ``model.generate``: on the lab model (and on any small model or small batch) a rollout
+step is dominated by per-token overhead, not by matrix products: ``generate`` re-prepares its
+inputs, runs a processor pipeline and grows every layer's KV cache with ``torch.cat`` at each
+token (a copy of the whole cache per token, quadratic in the completion length). Here the prompt
+cache is computed once per prompt (shared by its G samples), each layer's cache gets room for
+the whole completion up front and is written in place (:class:`ReservedLayer`), and a step is
+one body call, the output layer on the last position, and one draw.
+
+Sampling is ``generate``'s: float32 scores, banned tokens at -inf, the log-probs of the
+unmodified policy recorded before temperature and top-p (transformers' own warpers), one
+``torch.multinomial`` per step, rows padded after their stop token. With the same random state
+it draws the same tokens as ``generate`` up to float round-off (tests/test_models.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+from transformers.cache_utils import DynamicLayer
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+__all__ = ["ReservedLayer", "reserve", "sample_tokens"]
+
+
+class ReservedLayer(DynamicLayer):
+    """A KV-cache layer with room for ``capacity`` positions, written in place.
+
+    ``keys``/``values`` are views of the filled prefix, so everything that reads a
+    ``DynamicLayer`` (lengths, masks) sees the same tensors it would after ``torch.cat``.
+    """
+
+    def __init__(self, layer: DynamicLayer, capacity: int) -> None:
+        super().__init__()
+        n, heads, length, dim = layer.keys.shape
+        self._k = layer.keys.new_empty((n, heads, capacity, dim))
+        self._v = layer.values.new_empty((n, heads, capacity, layer.values.shape[-1]))
+        self._k[:, :, :length] = layer.keys
+        self._v[:, :, :length] = layer.values
+        self.length = length
+        self.device, self.is_initialized = layer.keys.device, True
+        self.keys, self.values = self._k[:, :, :length], self._v[:, :, :length]
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args: object,
+               **kwargs: object) -> tuple[Tensor, Tensor]:
+        end = self.length + key_states.shape[-2]
+        if end > self._k.shape[2]:
+            raise RuntimeError(f"KV cache reserved for {self._k.shape[2]} positions, got {end}")
+        self._k[:, :, self.length:end] = key_states
+        self._v[:, :, self.length:end] = value_states
+        self.length = end
+        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+        return self.keys, self.values
+
+
+def reserve(cache: object, extra: int) -> object:
+    """Give every dynamic layer of ``cache`` room for ``extra`` more positions (in place).
+
+    Layers of other kinds (sliding windows, static caches) are left as they are."""
+    layers = getattr(cache, "layers", None)
+    if layers is None:
+        return cache
+    for i, layer in enumerate(layers):
+        if type(layer) is DynamicLayer and layer.is_initialized:
+            layers[i] = ReservedLayer(layer, layer.get_seq_length() + extra)
+    return cache
+
+
+@torch.no_grad()
+def sample_tokens(
+    step: Callable[[Tensor], Tensor], head: torch.nn.Module, first_ids: Tensor, *,
+    max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
+    banned_ids: Sequence[int] = (), stop_ids: Sequence[int] = (), pad_id: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Draw up to ``max_new_tokens`` tokens per row; ``(tokens [N, L], logprobs [N, L])``.
+
+    ``step(ids [N, 1])`` runs the model body on the next input token of every row (the first
+    call gets ``first_ids``, the prompt's last token) against its cache and returns the last
+    hidden state ``[N, H]``; ``head`` maps it to logits. ``temperature == 0`` is greedy.
+    ``logprobs`` are log pi(token) of the policy with banned tokens removed, before temperature
+    and top-p (0 after a row's stop token, where ``tokens`` holds ``pad_id``). Stops early
+    once every row has drawn a stop token.
+    """
+    warpers = []
+    if temperature > 0 and temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if temperature > 0 and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    n = first_ids.shape[0]
+    banned = torch.tensor(list(banned_ids), dtype=torch.long, device=first_ids.device)
+    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=first_ids.device)
+    done = torch.zeros(n, dtype=torch.bool, device=first_ids.device)
+    tokens: list[Tensor] = []
+    logps: list[Tensor] = []
+    ids = first_ids
+    for _ in range(max_new_tokens):
+        scores = head(step(ids)).float()  # [N, V]
+        if banned.numel():
+            scores.index_fill_(1, banned, float("-inf"))
+        logp = torch.log_softmax(scores, dim=-1)
+        if temperature > 0:
+            for warp in warpers:
+                scores = warp(ids, scores)
+            token = torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
+        else:
+            token = scores.argmax(-1)
+        token = token.masked_fill(done, pad_id)
+        tokens.append(token)
+        logps.append(logp.gather(1, token[:, None])[:, 0].masked_fill(done, 0.0))
+        done |= torch.isin(token, stops)
+        if bool(done.all()):
+            break
+        ids = token[:, None]
+    return torch.stack(tokens, 1), torch.stack(logps, 1)
