@@ -3,7 +3,7 @@
 Run: ``python benchmarks/reward_long_inputs.py [--repeats 3]`` (needs the ``test`` extra)
 
 A guard against catastrophic regex backtracking and unbounded parsing: the rewards scan at most
-``recap.rewards.parsing.MAX_ANSWER_CHARS`` answer characters, so a 1 MB completion should cost a
+``recap.parsing.MAX_ANSWER_CHARS`` answer characters, so a 1 MB completion should cost a
 small multiple of one linear pass over the text. Prints, per input kind, the slowest reward /
 answer type and its time relative to ``str.count`` over the same text (one C-speed linear
 scan), measured side by side in this run (median of ``--repeats``). The inputs and records are

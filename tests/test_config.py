@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from recap.config import ConfigError, RunConfig, apply_override, load_config, validate_config
-from recap.training.presets import LAB_BASE, PRESETS, preset_recipe
+from recap.config.presets import LAB_BASE, PRESETS, preset_recipe
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 

@@ -90,9 +90,10 @@ def test_wrapper_turns_exceptions_and_non_strings_into_zero(caplog) -> None:
         REWARDS.pop(name, None)
 
 
-@pytest.mark.parametrize("module", ["answers", "boxes", "formats", "jigsaw", "parsing"])
+@pytest.mark.parametrize("module", ["rewards.answers", "rewards.boxes", "rewards.formats",
+                                    "rewards.jigsaw", "parsing", "evaluation.metrics"])
 def test_docstring_examples(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(f"recap.rewards.{module}"))
+    result = doctest.testmod(importlib.import_module(f"recap.{module}"))
     assert result.attempted > 0
     assert result.failed == 0
 

@@ -17,11 +17,11 @@ import torch
 from safetensors.torch import load_file
 
 from recap.config import load_config
+from recap.config.presets import PRESETS, preset_recipe
 from recap.models.tiny import TinyConfig, build_tiny_model
 from recap.rewards import REWARDS, register_reward
 from recap.training import trainer as trainer_module
 from recap.training.objectives import MicroBatch, Rollouts, SFTBatch
-from recap.training.presets import PRESETS, preset_recipe
 from recap.training.tracking import TIMING_PREFIX
 from recap.training.trainer import StepObjectives, _setup, _train_step, train
 

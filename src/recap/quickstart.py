@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recap.config import RunConfig
-from recap.training.presets import LAB_MODEL_PATH
+from recap.config.presets import LAB_MODEL_PATH
 
 __all__ = [
     "ARMS",

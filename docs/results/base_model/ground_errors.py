@@ -15,8 +15,8 @@ import torch
 
 from recap.evaluation.evaluator import generate_texts
 from recap.models import load_policy
+from recap.parsing import extract_answer, parse_box
 from recap.rewards.boxes import box_iou
-from recap.rewards.parsing import extract_answer, parse_box
 from recap.tasks import render_prompt
 from recap.tasks.registry import make_task
 

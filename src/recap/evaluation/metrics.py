@@ -22,15 +22,12 @@ from collections.abc import Mapping, Sequence
 
 from sklearn.metrics import precision_recall_fscore_support
 
-from recap.rewards import extract_answer, get_reward, thinking_length
+from recap.parsing import extract_answer, parse_yesno, thinking_length
+from recap.rewards import get_reward
 from recap.tasks.record import Record
 
 YES, NO = "yes", "no"
 _WORD = re.compile(r"\S+")
-# Probe records: reading a yes/no answer through the accuracy reward itself (rather than a second
-# parser) keeps POPE's yes-ratio and the training reward on one definition of "yes".
-_YES_PROBE = Record("yes-probe", "exists", [], "", YES, "yesno")
-_NO_PROBE = Record("no-probe", "exists", [], "", NO, "yesno")
 
 
 def normalize_yesno(pred: str | None) -> str | None:
@@ -40,15 +37,8 @@ def normalize_yesno(pred: str | None) -> str | None:
     >>> normalize_yesno(" Yes. "), normalize_yesno("no, there is none"), normalize_yesno("maybe")
     ('yes', 'no', None)
     """
-    if pred is None:
-        return None
-    accuracy = get_reward("accuracy")
-    completion = f"<answer>{pred}</answer>"
-    if accuracy(completion, _YES_PROBE) == 1.0:
-        return YES
-    if accuracy(completion, _NO_PROBE) == 1.0:
-        return NO
-    return None
+    reading = None if pred is None else parse_yesno(pred)  # the accuracy reward's reading
+    return None if reading is None else (YES if reading else NO)
 
 
 def existence_metrics(preds: Sequence[str | None], golds: Sequence[str]) -> dict[str, float]:

@@ -56,6 +56,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 from transformers.processing_utils import ProcessorMixin
 
+from recap.config import LoraSpec
 from recap.models import decode, logprobs
 from recap.models.encoding import (
     ChatEncoder,
@@ -77,21 +78,6 @@ DTYPES: dict[str, torch.dtype] = {
 PLACEHOLDER_ATTRS: tuple[str, ...] = (
     "image_token_id", "image_token_index", "video_token_id", "video_token_index",
 )
-
-
-@dataclass(frozen=True)
-class LoraSpec:
-    """LoRA adapter settings (peft ``LoraConfig``).
-
-    The default targets the attention projections ``q_proj k_proj v_proj o_proj``: in
-    Qwen2(.5)-VL these names exist only in the language model (the vision tower uses ``qkv`` and
-    ``proj``), so the vision tower stays frozen. ``target_modules="all-linear"`` is peft's shortcut.
-    """
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] | str = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 @dataclass(frozen=True, eq=False)

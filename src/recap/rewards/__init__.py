@@ -21,11 +21,11 @@ Helpers: :func:`extract_answer` (the answer block all rewards read) and :func:`t
 (words in the think block, for logging).
 """
 
+from recap.parsing import extract_answer, thinking_length
 from recap.rewards.answers import accuracy
 from recap.rewards.boxes import box_iou, iou, iou_at_05
 from recap.rewards.formats import answer_format, think_format
 from recap.rewards.jigsaw import jigsaw_acc, jigsaw_format, jigsaw_hit
-from recap.rewards.parsing import extract_answer, thinking_length
 from recap.rewards.registry import REWARDS, RewardFn, get_reward, register_reward
 
 __all__ = [

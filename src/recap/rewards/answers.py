@@ -2,13 +2,13 @@
 
 OThink-MR1 sec. 3 (``R_acc``: numeric correctness for counting, symbolic/numeric for geometry) and
 RECAP paper Table 3 ("Acc" on multiple-choice, natural-language and math VQA). The answer is the
-content of the last ``<answer>`` block (:func:`recap.rewards.parsing.extract_answer`); a completion
+content of the last ``<answer>`` block (:func:`recap.parsing.extract_answer`); a completion
 without one scores 0. How each type compares the answer with ``record.answer``:
 
 * ``choice``: letters ("B", "(B)", "B.", "b") or an option's text; options are the texts in
   ``record.meta["choices"]``, lettered A, B, C ... in order. The target may be a letter or an
   option text.
-* ``number``: :func:`~recap.rewards.parsing.parse_number` (commas, units, trailing words and
+* ``number``: :func:`~recap.parsing.parse_number` (commas, units, trailing words and
   percent signs ignored), equal within ``record.meta.get("tolerance", 1e-6)``, used both as
   relative and absolute tolerance.
 * ``text``: normalised exact match (lowercase, no punctuation, no articles, single spaces).
@@ -36,15 +36,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from recap.rewards.boxes import IOU_THRESHOLD, box_iou
-from recap.rewards.jigsaw import target_permutation
-from recap.rewards.parsing import (
+from recap.parsing import (
     normalize_text,
     parse_box,
     parse_index_list,
     parse_number,
+    parse_yesno,
     scorable_answer,
 )
+from recap.rewards.boxes import IOU_THRESHOLD, box_iou
+from recap.rewards.jigsaw import target_permutation
 from recap.rewards.registry import register_reward
 from recap.tasks.record import Record
 
@@ -60,8 +61,6 @@ _WORDS_0_TO_20 = (
 )
 NUMBER_WORDS: dict[str, int] = {word: value for value, word in enumerate(_WORDS_0_TO_20)}
 NUMBER_WORDS["none"] = 0
-_YES = frozenset({"yes", "true", "y"})
-_NO = frozenset({"no", "false", "n"})
 
 # The whole answer is a letter: "B", "(B)", "B.", "B)", "b".
 _LETTER_ONLY_RE = re.compile(r"\(?([A-Za-z])\)?[.:)]?")
@@ -124,28 +123,17 @@ def match_number(answer: str, record: Record) -> bool:
 
 
 def match_text(answer: str, record: Record) -> bool:
-    """Normalised exact match (:func:`~recap.rewards.parsing.normalize_text`)."""
+    """Normalised exact match (:func:`~recap.parsing.normalize_text`)."""
     gold = normalize_text(record.answer)
     return bool(gold) and normalize_text(answer) == gold
 
 
-def _yes_no(text: str) -> bool | None:
-    words = normalize_text(text).split()
-    if not words:
-        return None
-    if words[0] in _YES:
-        return True
-    if words[0] in _NO:
-        return False
-    return None
-
-
 def match_yesno(answer: str, record: Record) -> bool:
     """Yes/no questions: the answer's first word read as yes/true/y or no/false/n."""
-    gold = _yes_no(record.answer)
+    gold = parse_yesno(record.answer)
     if gold is None:
         raise ValueError(f"record {record.id!r}: answer {record.answer!r} is not yes/no")
-    return _yes_no(answer) == gold
+    return parse_yesno(answer) == gold
 
 
 def parse_count(text: str) -> int | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from recap.rewards.parsing import parse_box, scorable_answer
+from recap.parsing import parse_box, scorable_answer
 from recap.rewards.registry import register_reward
 from recap.tasks.record import Record
 

@@ -13,7 +13,7 @@ Figure 7); the answer must not be blank, since an empty answer is not the reques
 
 from __future__ import annotations
 
-from recap.rewards.parsing import (
+from recap.parsing import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     THINK_CLOSE,

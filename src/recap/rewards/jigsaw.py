@@ -20,7 +20,7 @@ Interpretations of the paper's text, stated here:
 
 from __future__ import annotations
 
-from recap.rewards.parsing import (
+from recap.parsing import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
     THINK_CLOSE,

@@ -66,7 +66,7 @@ class ArmSpec(_Model):
     recipe: str | dict[str, Any] | None = Field(
         None, description="recipe YAML path (relative to the study file) or an inline mapping; "
         "default: the study's recipe")
-    preset: str | None = Field(None, description="a preset of recap.training.presets")
+    preset: str | None = Field(None, description="a preset of recap.config.presets")
     set: list[str] = Field(default_factory=list, description="dotted key=value overrides")
     label: str | None = Field(None, description="display name (default: the arm's name)")
     rollouts: RolloutPlan | None = Field(
@@ -127,7 +127,7 @@ class StudySpec(_Model):
         where = f"study {self.name!r}, arm {arm!r}"
         if isinstance(recipe, dict):
             from recap.config import apply_override
-            from recap.training.presets import preset_recipe
+            from recap.config.presets import preset_recipe
 
             data = deep_merge(preset_recipe(spec.preset), recipe) if spec.preset else recipe
             for item in overrides:

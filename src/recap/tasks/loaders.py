@@ -45,12 +45,12 @@ from typing import Any
 
 from PIL import Image
 
+from recap.parsing import extract_answer
 from recap.tasks.record import ANSWER_TYPES, Record
 
 logger = logging.getLogger(__name__)
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 IMAGE_TOKEN = "<image>"
 
@@ -108,9 +108,12 @@ def _text(row: dict[str, Any], names: tuple[str, ...]) -> str:
 
 
 def _strip_answer_tags(text: str) -> str:
-    """``"<answer> 3 </answer>"`` -> ``"3"`` (R1-V / VLM-R1 style solutions); else ``text``."""
-    found = ANSWER_TAG.search(text)
-    return (found.group(1) if found else text).strip()
+    """``"<answer> 3 </answer>"`` -> ``"3"`` (R1-V / VLM-R1 style solutions); else ``text``.
+
+    The answer block is read as the rewards read completions (:func:`recap.parsing.extract_answer`:
+    the last closed block), so a stored solution and a completion mean the same answer."""
+    found = extract_answer(text)
+    return (text if found is None else found).strip()
 
 
 def _open_checked(image: Image.Image) -> Image.Image:

@@ -19,8 +19,7 @@ from recap.weighting import Weighting, build_weighting, weighting_options
 def load_run_policy(cfg: RunConfig, device: torch.device | str) -> Policy:
     """The policy of ``cfg.model`` on ``device`` (also used for the frozen reference)."""
     spec = cfg.model
-    return load_policy(spec.path, dtype=spec.dtype, device=device,
-                       lora=spec.lora.model_dump() if spec.lora else None,
+    return load_policy(spec.path, dtype=spec.dtype, device=device, lora=spec.lora,
                        gradient_checkpointing=spec.gradient_checkpointing)
 
 

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from recap.config import BatchPer, Strategy
 from recap.tasks.record import Record
 
-Strategy = Literal["reasoning_only", "default", "uniform", "coreset", "fixed"]
-BatchPer = Literal["domain", "total", "reasoning"]
 _PERM, _CHOICE, _CORESET = 0, 1, 2  # independent seed streams
 
 

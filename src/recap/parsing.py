@@ -1,4 +1,7 @@
-"""Shared, bounded-time parsing of completions: tags, answers, numbers, boxes, index lists.
+"""The one parser of answers: tags, answer blocks, numbers, yes/no, boxes, index lists.
+
+Rewards, the evaluator's metrics and the dataset loaders all read answers through this module
+(it imports nothing from recap, so every layer can use it).
 
 Tags are plain text and case-sensitive (``<think>``, ``</think>``, ``<answer>``, ``</answer>``;
 DESIGN.md "Tags are text"). Tags are located with ``str.find``/``str.count`` (linear time on any
@@ -38,6 +41,8 @@ _BRACKET_RE = re.compile(r"\[([^\[\]]*)\]")
 _INDEX_RE = re.compile(rf"\s*(\d{{1,{MAX_INDEX_DIGITS}}})\s*")
 
 _ARTICLES = frozenset({"a", "an", "the"})
+_YES = frozenset({"yes", "true", "y"})
+_NO = frozenset({"no", "false", "n"})
 
 
 def single_block(text: str, open_tag: str, close_tag: str) -> tuple[int, int] | None:
@@ -226,3 +231,20 @@ def parse_index_list(text: str) -> list[int] | None:
             return None
         out.append(int(match.group(1)))
     return out
+
+
+def parse_yesno(text: str) -> bool | None:
+    """An answer's first word read as yes/true/y (True) or no/false/n (False), case and
+    punctuation ignored; ``None`` for anything else.
+
+    >>> parse_yesno(" Yes. "), parse_yesno("no, there is none"), parse_yesno("maybe")
+    (True, False, None)
+    """
+    words = normalize_text(text).split()
+    if not words:
+        return None
+    if words[0] in _YES:
+        return True
+    if words[0] in _NO:
+        return False
+    return None

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from recap.config import deep_merge
+from recap.config.overrides import deep_merge
 
 # The tiny base model shipped with the package (built by `recap pretrain`, see the trainer's
 # `recap.models.resolve_model_path`).
