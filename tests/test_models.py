@@ -406,16 +406,16 @@ def test_shared_prefix_forward_equals_row_by_row(model, tiny_dir, text_lm_dir):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("model", ["tiny", "text_lm", "lora"])
+@pytest.mark.parametrize("model", ["tiny", "text_lm", "lora", "llava"])
 @pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
 def test_lean_decode_samples_what_generate_samples(model, temperature, top_p, tiny_dir,
-                                                   text_lm_dir):
+                                                   text_lm_dir, llava_dir):
     """The lean sampling loop (each prompt encoded once for its G samples, the cache written in
     place) draws what ``model.generate`` draws from the same random state, with the same
     sampling log-probs, at any temperature / top-p and greedy, with images (mRoPE) and without,
     through LoRA; rows that stop early are padded as generate pads them."""
-    pol = load_policy(tiny_dir if model != "text_lm" else text_lm_dir,
-                      lora=LoraSpec(r=4) if model == "lora" else None)
+    path = {"text_lm": text_lm_dir, "llava": llava_dir}.get(model, tiny_dir)
+    pol = load_policy(path, lora=LoraSpec(r=4) if model == "lora" else None)
     records = _records() if model != "text_lm" else _records()[2:] * 2
     runs = []
     for lean in (True, False):

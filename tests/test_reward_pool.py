@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from recap.rewards import REWARDS, register_reward
+from recap.rewards import REWARDS, register_reward, resolve_rewards
 from recap.rewards.pool import RewardPool, _score_calls, pool_can_score
 from recap.tasks.registry import make_task
 from recap.training.objectives import score
@@ -20,7 +20,7 @@ def test_pool_scores_equal_in_process_scores():
         got = pool.result(pool.submit(texts, records, names, group=2))
     finally:
         pool.close()
-    expected = score(texts, records, names, 2)
+    expected = score(texts, records, resolve_rewards(names), 2)
     assert set(got) == set(names)
     for name in names:
         assert got[name].shape == (8, 2) and got[name].tolist() == expected[name].tolist()

@@ -440,3 +440,19 @@ def test_all_rewards_return_floats_in_unit_interval_on_examples() -> None:
             for text in texts:
                 value = fn(text, record)
                 assert isinstance(value, float) and 0.0 <= value <= 1.0 and not math.isnan(value)
+
+
+def test_rewards_passed_as_functions_resolve_next_to_the_registry():
+    """``resolve_rewards``: registered names from the registry, passed functions made total like
+    registered ones; a passed name that shadows a registered one, or an unknown name, is refused."""
+    from recap.rewards import REWARDS, resolve_rewards
+
+    fns = resolve_rewards(["accuracy", "mine"], {"mine": lambda c, r: 2.0 if c else 1 / 0})
+    assert fns["accuracy"] is REWARDS["accuracy"] and "mine" not in REWARDS
+    record = rec("1", "number")
+    assert fns["mine"]("x", record) == 1.0  # clamped to [0, 1]
+    assert fns["mine"]("", record) == 0.0  # an exception scores 0
+    with pytest.raises(ValueError, match=r"\['accuracy'\] are already registered"):
+        resolve_rewards(["accuracy"], {"accuracy": lambda c, r: 1.0})
+    with pytest.raises(ValueError, match="unknown reward 'nope'"):
+        resolve_rewards(["nope"], {"mine": lambda c, r: 1.0})

@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from recap.config import validate_config
-from recap.rewards import REWARDS, register_reward
 from recap.training.trainer import train
 
 REWARD = "test_answer_is_3"
 
 
-@pytest.fixture
-def answer_is_3():
+def answer_is_3(completion: str, record: object) -> float:
     # Asked to think before counting, the base answers 1-6 all over (its groups disagree), so
     # "3" is rewarded for some samples of most groups. (Without the think template its groups
     # agree, the advantages are all zero and nothing can be learned.)
-    register_reward(REWARD)(lambda completion, record: float("<answer>3</answer>" in completion))
-    yield
-    REWARDS.pop(REWARD, None)  # other modules check the exact registry
+    return float("<answer>3</answer>" in completion)
 
 
-def test_grpo_raises_a_synthetic_reward_on_the_shipped_base(answer_is_3, tmp_path):
+def test_grpo_raises_a_synthetic_reward_on_the_shipped_base(tmp_path):
+    """A reward passed as a callable (no registry) is what the run optimises."""
     steps = 20
     cfg = validate_config({
         "model": {"path": "builtin:base"},
@@ -41,8 +36,10 @@ def test_grpo_raises_a_synthetic_reward_on_the_shipped_base(answer_is_3, tmp_pat
         "logging": {"tensorboard": False, "progress": False},
         "checkpoint": {"every": 0, "keep_last": 1, "export_model": False},
         "output_dir": str(tmp_path / "run"),
-    })
-    train(cfg)
+    }, rewards=[REWARD])
+    seen: list[int] = []
+    train(cfg, rewards={REWARD: answer_is_3}, callbacks=[lambda step, row: seen.append(step)])
+    assert seen == list(range(1, steps + 1))
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     reward = [r[f"reward/count/{REWARD}/mean"] for r in rows]
     first, last = sum(reward[:5]) / 5, sum(reward[-5:]) / 5

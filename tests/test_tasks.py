@@ -279,24 +279,29 @@ def test_preview_writes_a_contact_sheet(name, tmp_path):
         assert im.format == "PNG" and im.width > 300
 
 
-def test_order_answers_list_pieces_from_darkest_to_brightest():
-    """The jigsaw study's format primer: the answer orders the given crops by mean grey level,
-    every pair of crops is distinguishable, records are deterministic and the answer is a
-    permutation the jigsaw rewards read (a right answer scores 1 on hit and format)."""
+def test_order_answers_list_pieces_by_the_asked_rule():
+    """The jigsaw study's format primer: the answer orders the given crops by the record's rule
+    (brightness or redness, either way), every pair of crops is distinguishable, records are
+    deterministic and the answer is a permutation the jigsaw rewards read (a right answer scores
+    1 on hit and format)."""
     from recap.rewards import jigsaw_format, jigsaw_hit
+    from recap.tasks.order import RULES
 
     records = make_task("order", "train", 20, seed=3)
     assert [r.id for r in records] == [r.id for r in make_task("order", "train", 20, seed=3)]
     for r in records:
-        grey = [float(np.asarray(im.convert("L"), dtype=np.float64).mean()) for im in r.images]
+        rule = next(x for x in RULES if x.first == r.meta["rule"])
+        grey = [rule.sign * rule.measure(np.asarray(im)) for im in r.images]
         order = json.loads(r.answer)
         assert sorted(order) == [0, 1, 2, 3] and r.answer_type == "permutation"
         assert [grey[j] for j in order] == sorted(grey)
         assert min(b - a for a, b in itertools.pairwise(sorted(grey))) >= 12.0
+        assert f"from 0 ({rule.first}) to 3 ({rule.last})" in r.question
         assert all(im.size == (32, 32) for im in r.images)
         target = render_target(r, "think")
         assert jigsaw_hit(target, r) == 1.0 and jigsaw_format(target, r) == 1.0
     assert len({r.answer for r in records}) > 5  # the orders vary
+    assert {r.meta["rule"] for r in records} == {rule.first for rule in RULES}
     assert make_task("order", "test", 1)[0].images[0] != records[0].images[0]
     with pytest.raises(ValueError, match=r"pieces must be in 2\.\.9"):
         make_task("order", "train", 1, pieces=1)

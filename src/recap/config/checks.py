@@ -12,18 +12,22 @@ if TYPE_CHECKING:
     from recap.config.schema import DomainSpec, RunConfig
 
 
-def recipe_errors(cfg: RunConfig) -> list[str]:
-    """Every cross-field problem of ``cfg`` (empty when the recipe can run)."""
-    return _check_domains(cfg) + _check_sampling(cfg) + _check_weighting(cfg) + _check_rl_kl(cfg)
+def recipe_errors(cfg: RunConfig, extra_rewards: frozenset[str] = frozenset()) -> list[str]:
+    """Every cross-field problem of ``cfg`` (empty when the recipe can run); ``extra_rewards``
+    are reward names known besides the registry (callables passed to the run)."""
+    return (_check_domains(cfg, extra_rewards) + _check_sampling(cfg) + _check_weighting(cfg)
+            + _check_rl_kl(cfg))
 
 
-def _check_domains(cfg: RunConfig) -> list[str]:
+def _check_domains(cfg: RunConfig, extra_rewards: frozenset[str]) -> list[str]:
     errs: list[str] = []
     names = [d.name for d in cfg.domains]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         errs.append(f"domains: names must be unique, repeated: {dup}")
     known_rewards = _known("recap.rewards", "REWARDS")
+    if known_rewards is not None:
+        known_rewards |= extra_rewards
     known_tasks = _known("recap.tasks.registry", "TASKS")
     for i, d in enumerate(cfg.domains):
         where = f"domains[{i}] ({d.name})"
@@ -35,7 +39,8 @@ def _check_domains(cfg: RunConfig) -> list[str]:
         if known_rewards is not None:
             bad = [r for r in d.rewards if r not in known_rewards]
             if bad:
-                errs.append(f"{where}.rewards: unknown {bad}; known: {sorted(known_rewards)}")
+                errs.append(f"{where}.rewards: unknown {bad}; known: {sorted(known_rewards)} (or "
+                        "pass functions: recap.train(..., rewards={name: fn}))")
         if len(set(d.rewards)) != len(d.rewards):
             errs.append(f"{where}.rewards: repeated names {d.rewards}")
         if d.builtin and known_tasks is not None and d.source not in known_tasks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,15 @@ def load_config(
     overrides: list[str] | tuple[str, ...] = (),
     *,
     preset: str | None = None,
+    rewards: Iterable[str] = (),
 ) -> RunConfig:
     """Build a :class:`RunConfig` from a YAML file, a preset and ``key=value`` overrides.
 
     ``preset`` (or a ``preset:`` key in the YAML) starts from the lab base recipe with that
     preset's changes applied (:mod:`recap.config.presets`); the YAML file then overrides it and
-    ``overrides`` come last. Raises :class:`ConfigError` naming every offending field.
+    ``overrides`` come last. ``rewards`` names reward functions the run will be given besides the
+    registered ones (``recap.train(..., rewards={name: fn})``). Raises :class:`ConfigError`
+    naming every offending field.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -42,13 +46,16 @@ def load_config(
         data["preset"] = name
     for item in overrides:
         data = apply_override(data, item)
-    return validate_config(data, source=str(path) if path else f"preset {name}")
+    return validate_config(data, source=str(path) if path else f"preset {name}",
+                           rewards=rewards)
 
 
-def validate_config(data: dict[str, Any], source: str = "recipe") -> RunConfig:
-    """Validate a plain mapping into a :class:`RunConfig`, with readable errors."""
+def validate_config(data: dict[str, Any], source: str = "recipe",
+                    rewards: Iterable[str] = ()) -> RunConfig:
+    """Validate a plain mapping into a :class:`RunConfig`, with readable errors (``rewards``: as
+    in :func:`load_config`)."""
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={"rewards": frozenset(rewards)})
     except ValidationError as exc:
         raise ConfigError(f"{source}: invalid recipe\n" + _format_errors(exc)) from None
 

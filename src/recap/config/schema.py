@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from recap.config.checks import recipe_errors
 
@@ -308,8 +315,10 @@ class RunConfig(_Model):
 
     # ---- cross-field checks --------------------------------------------------------------
     @model_validator(mode="after")
-    def _check(self) -> RunConfig:
-        errors = recipe_errors(self)
+    def _check(self, info: ValidationInfo) -> RunConfig:
+        # reward names known besides the registry: callables passed to recap.train(rewards=...)
+        extra = (info.context or {}).get("rewards", ())
+        errors = recipe_errors(self, extra_rewards=frozenset(extra))
         if errors:
             raise ValueError("\n".join(errors))
         return self

@@ -26,7 +26,14 @@ from recap.rewards.answers import accuracy
 from recap.rewards.boxes import box_iou, iou, iou_at_05
 from recap.rewards.formats import answer_format, think_format
 from recap.rewards.jigsaw import jigsaw_acc, jigsaw_format, jigsaw_hit
-from recap.rewards.registry import REWARDS, RewardFn, get_reward, register_reward
+from recap.rewards.registry import (
+    REWARDS,
+    RewardFn,
+    get_reward,
+    register_reward,
+    resolve_rewards,
+    total_reward,
+)
 
 __all__ = [
     "REWARDS",
@@ -42,6 +49,8 @@ __all__ = [
     "jigsaw_format",
     "jigsaw_hit",
     "register_reward",
+    "resolve_rewards",
     "think_format",
     "thinking_length",
+    "total_reward",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from recap.tasks.record import Record
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 _WARNED: set[str] = set()
 
 
-def _total(name: str, fn: RewardFn) -> RewardFn:
+def total_reward(name: str, fn: RewardFn) -> RewardFn:
     """Wrap ``fn`` so it never raises and always returns a float in [0, 1]."""
 
     @functools.wraps(fn)
@@ -50,7 +50,7 @@ def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
     def decorator(fn: RewardFn) -> RewardFn:
         if name in REWARDS:
             raise ValueError(f"reward {name!r} is already registered")
-        wrapped = _total(name, fn)
+        wrapped = total_reward(name, fn)
         REWARDS[name] = wrapped
         return wrapped
 
@@ -63,3 +63,24 @@ def get_reward(name: str) -> RewardFn:
         return REWARDS[name]
     except KeyError:
         raise ValueError(f"unknown reward {name!r}; known: {sorted(REWARDS)}") from None
+
+
+def resolve_rewards(names: Iterable[str], extra: Mapping[str, RewardFn] | None = None
+                    ) -> dict[str, RewardFn]:
+    """The reward function of every name: from ``extra`` (callables passed to a run, wrapped to
+    be total like registered ones) or else the registry. An ``extra`` name that is also
+    registered is refused (one name, one reward)."""
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(REWARDS))
+    if clash:
+        raise ValueError(f"rewards {clash} are already registered; give your functions other names")
+    out: dict[str, RewardFn] = {}
+    for name in names:
+        if name in extra:
+            out[name] = total_reward(name, extra[name])
+        elif name in REWARDS:
+            out[name] = REWARDS[name]
+        else:
+            raise ValueError(f"unknown reward {name!r}; known: {sorted(REWARDS)} and the ones "
+                             f"passed in ({sorted(extra)})")
+    return out

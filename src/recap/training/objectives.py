@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from recap.config import COMBINED_OBJECTIVE
-from recap.rewards import get_reward
+from recap.rewards import RewardFn
 from recap.tasks.record import Record
 from recap.training.grpo import clipped_surrogate, combine_rewards, group_advantages, k3_kl
 
@@ -82,12 +82,11 @@ class MicroBatch:
 
 
 def score(
-    texts: Sequence[str], records: Sequence[Record], reward_names: Sequence[str], group: int
+    texts: Sequence[str], records: Sequence[Record], rewards: Mapping[str, RewardFn], group: int
 ) -> dict[str, Tensor]:
     """Every reward of every completion: name -> ``[B, G]`` (completion j is record j // G)."""
     out: dict[str, Tensor] = {}
-    for name in reward_names:
-        fn = get_reward(name)
+    for name, fn in rewards.items():
         values = [fn(text, records[j // group]) for j, text in enumerate(texts)]
         out[name] = torch.tensor(values, dtype=torch.float32).view(len(records), group)
     return out

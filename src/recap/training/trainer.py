@@ -32,9 +32,9 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from recap.config import RunConfig, load_config
 from recap.models.policy import Policy
+from recap.rewards import RewardFn, resolve_rewards
 from recap.rewards.pool import RewardPool, pool_can_score
 from recap.tasks.prompts import render_prompt, render_target
 from recap.tasks.record import Record
@@ -133,6 +134,7 @@ class _Run:
     kl: KLSchedule
     eval_sets: dict[str, list[Record]]
     restart_every: int | None
+    reward_fns: dict[str, RewardFn] = field(default_factory=dict)  # name -> total function
     rewards: RewardPool | None = None  # worker processes scoring rewards (rl.reward_workers)
     probe: dict[str, tuple[list[Record], list[str], list[str]]] | None = None  # eval.probe_every
     probe_last: dict[str, list[float]] | None = None  # the probe's last log-likelihoods
@@ -144,19 +146,24 @@ class _Run:
 
 
 def train(config: RunConfig | str | Path, resume: bool = False,
-          overrides: Sequence[str] = ()) -> Path:
+          overrides: Sequence[str] = (), *, rewards: Mapping[str, RewardFn] | None = None,
+          callbacks: Sequence[Callable[[int, dict[str, Any]], None]] = ()) -> Path:
     """Train a recipe; with ``resume`` continue from the newest checkpoint in its output dir.
 
     ``config`` is a :class:`RunConfig` or a recipe YAML path; ``overrides`` are ``key=value``
-    settings applied to the YAML (as ``recap train FILE --set key=value``).
+    settings applied to the YAML (as ``recap train FILE --set key=value``). ``rewards`` maps
+    names the recipe's domains use to functions ``fn(completion, record) -> float`` (made total
+    like registered rewards: exceptions and NaN score 0, values clamped to [0, 1]); a RunConfig
+    naming them must be loaded with ``load_config(..., rewards=names)``. Each callback is called
+    on the main process after every optimiser step with the step number and its metrics row.
     Returns the output directory (metrics.jsonl, tensorboard/, checkpoints/, final/).
     """
     if not isinstance(config, RunConfig):
-        config = load_config(config, list(overrides))
+        config = load_config(config, list(overrides), rewards=list(rewards or {}))
     elif overrides:
         raise ValueError("overrides apply to a recipe path; change a RunConfig with "
                          "config.model_copy(update=...) or load_config(path, overrides)")
-    run = _setup(config, resume)
+    run = _setup(config, resume, rewards)
     cfg = run.cfg
     try:
         while run.step < cfg.train.steps:
@@ -169,6 +176,9 @@ def train(config: RunConfig | str | Path, resume: bool = False,
             if run.step % cfg.logging.every == 0 or run.step == cfg.train.steps:
                 run.log.write(row)
             run.log.advance(run.step, row)
+            if run.acc.is_main_process:
+                for callback in callbacks:
+                    callback(run.step, row)
             if cfg.eval.every and run.step % cfg.eval.every == 0:
                 _evaluate(run)
             if cfg.checkpoint.every and run.step % cfg.checkpoint.every == 0:
@@ -185,7 +195,7 @@ def train(config: RunConfig | str | Path, resume: bool = False,
     return run.out
 
 
-def _setup(cfg: RunConfig, resume: bool) -> _Run:
+def _setup(cfg: RunConfig, resume: bool, rewards: Mapping[str, RewardFn] | None = None) -> _Run:
     acc = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     out = Path(cfg.output_dir)
     found = latest_checkpoint(out) if resume else None
@@ -228,6 +238,7 @@ def _setup(cfg: RunConfig, resume: bool) -> _Run:
                  for d in domains if cfg.eval.every and d.builtin}
     run = _Run(cfg, out, acc, policy, reference, objectives, optimizer, scheduler, sampler,
                weighting, KLSchedule(cfg.kl, cfg.train.steps), eval_sets, restart_every)
+    run.reward_fns = resolve_rewards({r for d in domains for r in d.rewards}, rewards)
     if cfg.rl.reward_workers:
         run.rewards = RewardPool(cfg.rl.reward_workers, cfg.rl.reward_timeout_s)
     if cfg.eval.probe_every:
@@ -473,7 +484,8 @@ def _collect(run: _Run, batch: dict[str, list[Record]]) -> MicroBatch:
         started.append((name, records, gen, ref, pending, d.rewards))
     for name, records, gen, ref, pending, names in started:
         rewards = (run.rewards.result(pending) if pending is not None
-                   else score(gen.texts, records, names, cfg.rl.num_generations))  # -> [B, G]
+                   else score(gen.texts, records, {k: run.reward_fns[k] for k in names},
+                              cfg.rl.num_generations))  # -> [B, G]
         if cfg.weighting.apply == "rewards":  # advantages follow the weights (_weigh_rewards)
             adv, sig = {}, {f"{name}/{k}": r.mean() for k, r in rewards.items()}
         else:
@@ -519,7 +531,8 @@ def _evaluate(run: _Run) -> None:
                 continue
             gen = run.policy.generate(records, prompts, num_samples=1, temperature=0.0,
                                       max_new_tokens=run.cfg.rl.max_new_tokens)
-            for reward, values in score(gen.texts, records, d.rewards, 1).items():
+            fns = {k: run.reward_fns[k] for k in d.rewards}
+            for reward, values in score(gen.texts, records, fns, 1).items():
                 row[f"eval/{name}/{reward}"] = float(values.mean())
         run.log.write(row, file="eval.jsonl")
     run.acc.wait_for_everyone()
