@@ -45,7 +45,7 @@ def main() -> None:
     a = parser.parse_args()
     import recap.training.trainer as trainer_module
     from recap.config import load_config
-    from recap.models.policy import policy_from_model
+    from recap.models.loading import policy_from_model
 
     cuda = torch.cuda.is_available() and not a.tiny
     if not cuda and not a.tiny:

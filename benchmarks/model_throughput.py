@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from recap.models.policy import Policy, load_policy
+from recap.models.loading import load_policy
+from recap.models.policy import Policy
 from recap.models.tiny import build_tiny_model
 from recap.tasks.record import Record
 

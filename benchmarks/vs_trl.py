@@ -49,7 +49,7 @@ def run_trl(steps: int, work: Path) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from recap.integrations.trl import generation_kwargs, load_processor, replay_data
-    from recap.models.policy import resolve_model_path
+    from recap.models.loading import resolve_model_path
 
     data = replay_data(RECIPE, [f"train.steps={steps}"])
     cfg = data.config

@@ -45,7 +45,7 @@ def test_pretrain_passes_threads_to_the_recipe(monkeypatch, tmp_path):
 
 
 def test_a_missing_model_folder_is_a_clear_error(tmp_path):
-    from recap.models.policy import resolve_model_path
+    from recap.models.loading import resolve_model_path
 
     result = CliRunner().invoke(app, ["eval", str(tmp_path / "nonexistent")])
     assert result.exit_code == 2

@@ -229,7 +229,7 @@ def test_perplexity_gap_study_with_fake_models(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_model_eval_and_perplexity(tmp_path):
-    from recap.models.policy import load_policy
+    from recap.models.loading import load_policy
     from recap.models.tiny import build_tiny_model
 
     policy = load_policy(build_tiny_model(tmp_path / "tiny"))

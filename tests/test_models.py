@@ -16,8 +16,10 @@ from transformers import (
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from recap.config import LoraSpec
+from recap.models.decode import decode_completions
 from recap.models.encoding import ProcessorEncoder, QwenVisionEncoder, TextEncoder
-from recap.models.policy import LoraSpec, decode_completions, load_policy
+from recap.models.loading import load_policy
 from recap.models.tiny import TinyConfig, build_tiny_model, mrope_section
 from recap.models.tokenizer import (
     CHARACTERS,

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 import recap.pretrain as pretrain_module
-from recap.models.policy import BASE_CHECKPOINT
+from recap.models.loading import BASE_CHECKPOINT
 from recap.pretrain import (
     PretrainConfig,
     Stage,

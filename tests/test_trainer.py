@@ -409,7 +409,7 @@ def test_probe_logs_each_examples_loglik_and_its_change(tiny, tmp_path):
     """eval.probe_every: the probe's log-likelihoods before training and after each step, their
     per-example changes, the per-domain means in metrics.jsonl and the report's probe.png."""
     from recap.evaluation.report import training_figures
-    from recap.models.policy import load_policy
+    from recap.models.loading import load_policy
     from recap.tasks.prompts import render_prompt, render_target
     from recap.tasks.registry import make_task
     from recap.training.probe import example_logliks

@@ -28,7 +28,7 @@ from recap.integrations.trl import (
     load_processor,
     replay_data,
 )
-from recap.models.policy import resolve_model_path
+from recap.models.loading import resolve_model_path
 from recap.training.objectives import reward_weighted_advantages
 from recap.training.sampler import DomainSampler
 from recap.training.trainer import train

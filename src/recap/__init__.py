@@ -25,7 +25,7 @@ _EXPORTS = {
     "train": "recap.training.trainer",
     "load_config": "recap.config",
     "evaluate": "recap.evaluation.evaluator",
-    "load_policy": "recap.models.policy",
+    "load_policy": "recap.models.loading",
     "build_weighting": "recap.weighting",
     "run_study": "recap.studies",
 }

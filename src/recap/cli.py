@@ -185,7 +185,7 @@ def rollouts(
     """SFT records from a model's own correct rollouts (jigsaw RFT paper sec. 5.3)."""
     import torch
 
-    from recap.models.policy import load_policy
+    from recap.models.loading import load_policy
     from recap.tasks.registry import make_task
     from recap.training.rollouts import correct_rollouts, write_rollouts
 

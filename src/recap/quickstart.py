@@ -213,7 +213,7 @@ def headline_table(result: Mapping[str, Any]) -> str:
 
 def pretrain_minutes() -> float:
     """How long building the shipped base took (its ``card.json``), else an estimate."""
-    from recap.models.policy import BASE_CHECKPOINT
+    from recap.models.loading import BASE_CHECKPOINT
 
     try:
         card = json.loads((BASE_CHECKPOINT / "card.json").read_text())
@@ -247,7 +247,7 @@ def run_quickstart(settings: QuickstartSettings = QuickstartSettings(),
 
     ``echo`` receives the progress and result lines (the CLI passes a rich console's print).
     """
-    from recap.models.policy import resolve_model_path
+    from recap.models.loading import resolve_model_path
     from recap.studies import run_study
 
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from recap.models.policy import load_policy
+from recap.models.loading import load_policy
 from recap.rewards import get_reward
 from recap.tasks.prompts import render_prompt
 from recap.tasks.registry import make_task

@@ -44,7 +44,7 @@ def train(arm: str, seed: int, steps: int, out: Path) -> None:
         load_processor,
         replay_data,
     )
-    from recap.models.policy import resolve_model_path
+    from recap.models.loading import resolve_model_path
 
     recipe, overrides = RECIPES[arm]
     data = replay_data(recipe, [*overrides, f"train.seed={seed}", f"train.steps={steps}"])

@@ -324,7 +324,7 @@ def evaluate(
 
     t0 = time.perf_counter()
     if isinstance(policy_or_path, str | Path):
-        from recap.models.policy import load_policy
+        from recap.models.loading import load_policy
 
         checkpoint, policy = str(policy_or_path), load_policy(policy_or_path)
     else:

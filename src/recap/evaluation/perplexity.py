@@ -242,7 +242,7 @@ def perplexity_gap_command(
     """``recap perplexity-gap``: the study on ``n`` questions of a built-in task (the jigsaw
     RFT paper uses 200 training questions of the novel task), written to ``out_dir``. Prints
     the work it is about to do first, then a progress bar per phase."""
-    from recap.models.policy import load_policy
+    from recap.models.loading import load_policy
     from recap.tasks.registry import make_task
 
     generations = n * num_samples * (3 if trained else 1)  # base SFT; base and trained RL

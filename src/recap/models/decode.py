@@ -20,10 +20,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+from transformers import LogitsProcessor, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicLayer
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
-__all__ = ["ReservedLayer", "reserve", "sample_tokens"]
+__all__ = ["ReservedLayer", "SampledLogprobs", "decode_completions", "reserve", "sample_tokens"]
 
 
 class ReservedLayer(DynamicLayer):
@@ -115,3 +116,44 @@ def sample_tokens(
             break
         ids = token[:, None]
     return torch.stack(tokens, 1), torch.stack(logps, 1)
+
+
+class SampledLogprobs(LogitsProcessor):
+    """Records log pi(token) of every sampled token while ``generate`` runs, in O(rows x vocab).
+
+    At step t a logits processor sees the step's scores and, as the last column of ``input_ids``,
+    the token drawn at step t-1; so only the previous step's log-softmax is kept. ``generate``
+    runs custom processors after its own (only ``suppress_tokens`` here, since ``load_policy``
+    swaps the hub generation config for a neutral one: the banned placeholders at -inf,
+    as in ``Policy._allowed``) and before the sampling warpers (temperature, top-p), so these
+    are log-probs of the unmodified policy (see the module docstring). Scores come in float32.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Tensor | None = None
+        self.steps: list[Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.previous is not None:
+            self.steps.append(self.previous.gather(1, input_ids[:, -1:])[:, 0])
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, last_tokens: Tensor) -> Tensor:
+        """``[rows, L]`` log-probs, given the token drawn at the last step."""
+        if self.previous is None:
+            raise RuntimeError("generate never called the log-prob recorder")
+        last = self.previous.gather(1, last_tokens[:, None])[:, 0]
+        self.previous = None
+        return torch.stack([*self.steps, last], dim=1)
+
+
+def decode_completions(tokenizer: PreTrainedTokenizerBase, ids: Tensor, mask: Tensor) -> list[str]:
+    """Decode the masked part of each row of ``ids`` [N, L], dropping special tokens only.
+
+    Tag tokens (``<think>`` ...) are ordinary added tokens in the tiny tokenizer and plain text in
+    real ones, so they survive; the end-of-turn token and padding do not.
+    """
+    lengths = mask.sum(-1).tolist()
+    rows = [row[: int(n)] for row, n in zip(ids.tolist(), lengths, strict=True)]
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)

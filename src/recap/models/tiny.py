@@ -3,7 +3,7 @@
 ``build_tiny_model`` writes a randomly initialised checkpoint in the Hugging Face format
 (``config.json``, ``model.safetensors``, ``generation_config.json``, tokenizer files,
 ``preprocessor_config.json``) so that it loads through the same generic path as a real checkpoint,
-``recap.models.policy.load_policy(path)``. ``recap pretrain`` turns it into the competent base.
+``recap.models.load_policy(path)``. ``recap pretrain`` turns it into the competent base.
 
 Sizes are knobs of :class:`TinyConfig`. Defaults: text decoder 128 wide x 4 layers (4 heads,
 MLP 512), vision tower 64 wide x 2 blocks, 8-pixel patches, 2x2 spatial merge, temporal patch 2.

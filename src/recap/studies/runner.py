@@ -156,7 +156,7 @@ def _sample_rollouts(plan: RolloutPlan, source: Path, rd: Path, seed: int,
     (once: ``rollouts.json`` marks them done). Returns the seconds it took."""
     import torch
 
-    from recap.models.policy import load_policy
+    from recap.models.loading import load_policy
     from recap.tasks.registry import make_task
     from recap.training.rollouts import correct_rollouts, write_rollouts
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 from recap.config import DomainSpec, RunConfig
-from recap.models.policy import Policy, load_policy
+from recap.models.loading import load_policy
+from recap.models.policy import Policy
 from recap.tasks.loaders import load_records
 from recap.tasks.record import Record
 from recap.tasks.registry import make_task

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoToke
 from transformers.models.qwen2_5_vl import Qwen2_5_VLProcessor
 from transformers.processing_utils import ProcessorMixin
 
-from recap.models.policy import is_image_text, placeholder_ids, resolve_model_path
+from recap.models.loading import is_image_text, placeholder_ids, resolve_model_path
 
 
 class ImageOnlyQwenProcessor(Qwen2_5_VLProcessor):

@@ -26,7 +26,7 @@ from trl import GRPOTrainer
 
 from recap.integrations.trl.callback import RecapRewardWeights
 from recap.integrations.trl.data import ReplayData
-from recap.models.policy import policy_from_model
+from recap.models.loading import policy_from_model
 from recap.tasks.prompts import render_prompt, render_target
 from recap.training.sampler import DomainSampler
 from recap.weighting import Weighting
