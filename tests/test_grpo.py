@@ -178,4 +178,9 @@ def test_surrogate_lower_bound_holds_at_the_extreme():
     # winner: min(5 * 1.5, 1.2 * 1.5) = 1.8 ; losers: min(-0.0005, -0.4) = -0.4 each
     # J = (1.8 - 3 * 0.4) / 4 = 0.15 -> loss -0.15
     assert loss.item() == pytest.approx(-(1.8 - 1.2) / 4, abs=1e-4)
-    assert loss.item() > surrogate_lower_bound(g, eps)  # bound: -1.2 * 3 / 2 - 0.01 = -1.81
+    # The bound is tight: the winner's row alone reaches -(1 + eps)(G - 1)/sqrt(G) = -1.8, the
+    # bound minus its 0.01 margin; no row of any group can go lower.
+    alone, _ = clipped_surrogate(logp[:1], torch.zeros(1, 1), adv[:1], torch.ones(1, 1),
+                                 clip_eps=eps)
+    assert alone.item() == pytest.approx(-1.8, abs=1e-5)
+    assert alone.item() - surrogate_lower_bound(g, eps) == pytest.approx(0.01, abs=1e-5)
