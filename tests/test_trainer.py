@@ -20,6 +20,8 @@ from recap.config import load_config
 from recap.config.presets import PRESETS, preset_recipe
 from recap.models.tiny import TinyConfig, build_tiny_model
 from recap.rewards import REWARDS, register_reward
+from recap.tasks.prompts import render_prompt
+from recap.tasks.registry import make_task
 from recap.training import trainer as trainer_module
 from recap.training.objectives import MicroBatch, Rollouts, SFTBatch
 from recap.training.tracking import TIMING_PREFIX
@@ -439,3 +441,32 @@ def test_probe_logs_each_examples_loglik_and_its_change(tiny, tmp_path):
         sum(log[-1]["delta"][d.name]) / 2)
     figures = training_figures({"run": metrics}, tmp_path)
     assert tmp_path / "probe.png" in figures
+
+
+def test_in_run_evaluation_scores_the_held_out_records_as_the_evaluator_does(tiny, tmp_path):
+    """eval.every: greedy completions of each RL domain's held-out records scored by its rewards
+    (the evaluator's generation and scoring, so format/length/truncation come along) and SFT
+    domains' token accuracy, after each N steps."""
+    from recap.evaluation.metrics import reward_scores
+    from recap.models import load_policy
+
+    out = tmp_path / "eval"
+    cfg = load_config(None, [*tiny_overrides(tiny, out, "recap", steps=2), *LETTERS,
+                             "eval.every=1", "eval.n=3", "checkpoint.export_model=true"],
+                      preset="recap")
+    train(cfg)
+    evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals] == [1, 2]
+    rl = next(d for d in cfg.domains if d.mode == "rl")
+    sft = next(d for d in cfg.domains if d.mode == "sft")
+    keys = {f"eval/{rl.name}/{k}" for k in [*rl.rewards, "format", "response_length",
+                                             "truncated"]}
+    assert keys <= set(evals[-1]) and f"eval/{sft.name}/sft_acc" in evals[-1]
+    # the last row is the final model's greedy score on the same held-out records
+    records = make_task(rl.source, "test", 3, seed=cfg.train.seed, **rl.knobs)
+    policy = load_policy(out / "final")
+    gen = policy.generate(records, [render_prompt(r, rl.template) for r in records],
+                          num_samples=1, temperature=0.0, max_new_tokens=cfg.rl.max_new_tokens)
+    scores = reward_scores({"test_letters": "test_letters"}, gen.texts, records)
+    assert evals[-1][f"eval/{rl.name}/test_letters"] == pytest.approx(
+        sum(scores["test_letters"]) / 3, abs=1e-6)

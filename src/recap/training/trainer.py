@@ -44,6 +44,7 @@ from accelerate.utils import gather_object, set_seed
 from transformers import get_linear_schedule_with_warmup
 
 from recap.config import RunConfig, load_config
+from recap.evaluation.evaluator import EvalTask, generate_texts, score_task
 from recap.models.policy import Policy
 from recap.rewards import RewardFn, resolve_rewards
 from recap.rewards.pool import RewardPool, pool_can_score
@@ -518,7 +519,9 @@ def _restart(run: _Run) -> None:
 
 @torch.no_grad()
 def _evaluate(run: _Run) -> None:
-    """Greedy rewards (RL domains) and token accuracy (SFT domains) on held-out records."""
+    """Greedy evaluation of the RL domains on held-out records (the evaluator's generation and
+    scoring: each reward's mean, format, lengths, truncation) and teacher-forced token accuracy
+    of the SFT domains, to ``eval.jsonl``."""
     if run.acc.is_main_process and run.eval_sets:
         row: dict[str, Any] = {"step": run.step}
         for name, records in run.eval_sets.items():
@@ -529,11 +532,11 @@ def _evaluate(run: _Run) -> None:
                 row[f"eval/{name}/sft_acc"] = float(
                     run.policy.sft_loss(records, prompts, targets)[1])
                 continue
-            gen = run.policy.generate(records, prompts, num_samples=1, temperature=0.0,
-                                      max_new_tokens=run.cfg.rl.max_new_tokens)
-            fns = {k: run.reward_fns[k] for k in d.rewards}
-            for reward, values in score(gen.texts, records, fns, 1).items():
-                row[f"eval/{name}/{reward}"] = float(values.mean())
+            task = EvalTask(name, name, {r: r for r in d.rewards}, tuple(d.rewards), d.template)
+            texts, truncated = generate_texts(run.policy, records, prompts, len(records),
+                                              run.cfg.rl.max_new_tokens)
+            scored = score_task(task, records, texts, truncated=truncated)
+            row |= {f"eval/{name}/{k}": v for k, v in scored["metrics"].items()}
         run.log.write(row, file="eval.jsonl")
     run.acc.wait_for_everyone()
 
