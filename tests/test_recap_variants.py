@@ -12,7 +12,7 @@ import torch
 
 from recap.config import load_config
 from recap.models.tiny import TinyConfig, build_tiny_model
-from recap.training import trainer as trainer_module
+from recap.training import step as step_module
 from recap.training.objectives import rl_weighting_values, sft_weighting_values
 from recap.training.trainer import train
 from recap.weighting import (
@@ -134,14 +134,14 @@ def length_like():
 def test_official_run_weighs_rewards_before_normalisation(tiny, tmp_path, monkeypatch,
                                                           length_like):
     seen: list[tuple[dict, dict, torch.Tensor]] = []
-    real = trainer_module.reward_weighted_advantages
+    real = step_module.reward_weighted_advantages
 
     def record(rewards, weights, *, eps):
         adv = real(rewards, weights, eps=eps)
         seen.append(({k: v.clone() for k, v in rewards.items()}, dict(weights), adv))
         return adv
 
-    monkeypatch.setattr(trainer_module, "reward_weighted_advantages", record)
+    monkeypatch.setattr(step_module, "reward_weighted_advantages", record)
     out = tmp_path / "official"
     cfg = load_config(None, [
         f"model.path={tiny}", f"output_dir={out}", "train.steps=4", "train.batch_size=1",

@@ -22,10 +22,11 @@ from recap.models.tiny import TinyConfig, build_tiny_model
 from recap.rewards import REWARDS, register_reward
 from recap.tasks.prompts import render_prompt
 from recap.tasks.registry import make_task
-from recap.training import trainer as trainer_module
+from recap.training import step as step_module
 from recap.training.objectives import MicroBatch, Rollouts, SFTBatch
+from recap.training.step import StepObjectives, train_step
 from recap.training.tracking import TIMING_PREFIX
-from recap.training.trainer import StepObjectives, _setup, _train_step, train
+from recap.training.trainer import _setup, train
 
 SRC = str(Path(__file__).parents[1] / "src")
 TESTS = str(Path(__file__).parent)
@@ -159,18 +160,18 @@ def test_non_finite_loss_skips_the_step(weighting, tiny, tmp_path, monkeypatch):
                              f"weighting.name={weighting}"], preset="sft-gt")
     run = _setup(cfg, resume=False)
     before = [p.detach().clone() for p in run.policy.model.parameters()]
-    real = trainer_module.mean_over_domains
-    monkeypatch.setattr(trainer_module, "mean_over_domains",
+    real = step_module.mean_over_domains
+    monkeypatch.setattr(step_module, "mean_over_domains",
                         lambda d: {k: v * float("nan") for k, v in real(d).items()})
-    row = _train_step(run)
+    row = train_step(run)
     assert row["skipped"] == 1 and run.skipped == 1
     assert all(torch.equal(a, b) for a, b in zip(before, run.policy.model.parameters(),
                                                  strict=True))
-    monkeypatch.setattr(trainer_module, "mean_over_domains", real)
+    monkeypatch.setattr(step_module, "mean_over_domains", real)
     run.step += 1
-    assert _train_step(run)["skipped"] == 1  # the counter stays, the step goes through
+    assert train_step(run)["skipped"] == 1  # the counter stays, the step goes through
     run.step += 1
-    assert _train_step(run)["skipped"] == 1  # FAMO's post_step after a skipped step: no error
+    assert train_step(run)["skipped"] == 1  # FAMO's post_step after a skipped step: no error
     assert not all(torch.equal(a, b) for a, b in zip(before, run.policy.model.parameters(),
                                                      strict=True))
     run.log.close()
@@ -237,10 +238,11 @@ sys.path.insert(0, {tests!r})
 import test_trainer
 test_trainer.register_test_reward()
 from recap.config import load_config
-from recap.training.trainer import _setup, _train_step
+from recap.training.step import train_step
+from recap.training.trainer import _setup
 run = _setup(load_config(None, {overrides!r}, preset="recap"), resume=False)
 for _ in range(2):
-    run.log.write(_train_step(run))
+    run.log.write(train_step(run))
     run.step += 1
 run.log.close()
 params = [float(p.double().sum()) for p in run.policy.model.parameters()]
@@ -337,14 +339,14 @@ def test_chunked_backward_gives_the_one_pass_gradient(weighting, tiny, tmp_path,
     """train.backward_prompts: RL rows back-propagated one prompt at a time give the gradient
     of the one-pass backward (policy and a learnable weighting's parameters), hybrid RL + SFT."""
     grads = {}
-    original = trainer_module._optimizer_step
+    original = step_module._optimizer_step
 
     def record(run, ok):
         params = [p for g in run.optimizer.param_groups for p in g["params"]]
         grads[run.cfg.output_dir] = [p.grad.clone() for p in params if p.grad is not None]
         return original(run, ok)
 
-    monkeypatch.setattr(trainer_module, "_optimizer_step", record)
+    monkeypatch.setattr(step_module, "_optimizer_step", record)
     chunk_calls = []
     forward = StepObjectives.forward
 

@@ -1,15 +1,15 @@
 """Registry of the built-in tasks: ``make_task(name, split, n, seed, **knobs)``.
 
-| name     | module                       | answer_type  | capability                    |
-| -------- | ---------------------------- | ------------ | ----------------------------- |
-| count    | :mod:`recap.tasks.shapes`    | count        | visual counting (CLEVR)       |
-| exists   | :mod:`recap.tasks.shapes`    | yesno        | hallucination probe (POPE)    |
-| ground   | :mod:`recap.tasks.shapes`    | bbox         | grounding (RefCOCO)           |
-| describe | :mod:`recap.tasks.shapes`    | text         | dense scene description (pretraining) |
-| digits   | :mod:`recap.tasks.digits`    | text         | reading / OCR                 |
-| jigsaw   | :mod:`recap.tasks.jigsaw`    | permutation  | novel task (jigsaw RFT paper) |
-| order    | :mod:`recap.tasks.order`     | permutation  | list-answer primer (jigsaw study) |
-| arith    | :mod:`recap.tasks.reasoning` | number       | multi-step visual reasoning   |
+| name     | module                         | answer_type  | capability                    |
+| -------- | ------------------------------ | ------------ | ----------------------------- |
+| count    | :mod:`recap.tasks.scene_tasks` | count        | visual counting (CLEVR)       |
+| exists   | :mod:`recap.tasks.scene_tasks` | yesno        | hallucination probe (POPE)    |
+| ground   | :mod:`recap.tasks.scene_tasks` | bbox         | grounding (RefCOCO)           |
+| describe | :mod:`recap.tasks.scene_tasks` | text         | dense scene description (pretraining) |
+| digits   | :mod:`recap.tasks.digits`      | text         | reading / OCR                 |
+| jigsaw   | :mod:`recap.tasks.jigsaw`      | permutation  | novel task (jigsaw RFT paper) |
+| order    | :mod:`recap.tasks.order`       | permutation  | list-answer primer (jigsaw study) |
+| arith    | :mod:`recap.tasks.reasoning`   | number       | multi-step visual reasoning   |
 
 Every generator is deterministic in (name, split, seed) and keeps train and test disjoint
 (content-hash split for scenes, held-out digit scans and photos for digits and jigsaw).
@@ -28,7 +28,8 @@ from recap.tasks.jigsaw import make_jigsaw
 from recap.tasks.order import make_order
 from recap.tasks.reasoning import make_arith
 from recap.tasks.record import Record
-from recap.tasks.shapes import SceneSpec, make_count, make_describe, make_exists, make_ground
+from recap.tasks.scene_tasks import make_count, make_describe, make_exists, make_ground
+from recap.tasks.shapes import SceneSpec
 
 TaskFn = Callable[..., list[Record]]
 
