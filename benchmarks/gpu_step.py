@@ -1,7 +1,7 @@
 """One hybrid RL + SFT step of a Qwen2.5-VL-3B-shaped model on one GPU: time and peak memory.
 
     python benchmarks/gpu_step.py --out docs/results/benchmarks/gpu_step.json   # needs CUDA
-    python benchmarks/gpu_step.py --tiny                                       # CPU smoke run
+    python benchmarks/gpu_step.py --tiny --batch 2 --max-new-tokens 16        # CPU smoke run
 
 The model is built from a config with Qwen2.5-VL-3B's shapes (36 layers, hidden 2048, 16 heads,
 2 KV heads, MLP 11008, vision tower 32 x 1280, vocabulary 151,936) and random weights, in
