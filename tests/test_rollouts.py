@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pytest
 
 from recap.config import load_config
+from recap.evaluation.rollouts import correct_rollouts, write_rollouts
 from recap.tasks.prompts import render_prompt, render_target
 from recap.tasks.registry import make_task
 from recap.training.build import domain_records
-from recap.training.rollouts import correct_rollouts, write_rollouts
 
 
 class CannedPolicy:
@@ -37,6 +37,11 @@ def test_rollouts_kept_by_reward_round_trip_into_an_sft_recipe(tmp_path):
     assert kept[0].meta["score"] == 1.0 and kept[0].meta["reward"] == "accuracy"
     with pytest.raises(ValueError, match="threshold must be in"):
         correct_rollouts(CannedPolicy(), records, threshold=1.5)
+    every, counts = correct_rollouts(CannedPolicy(), records + records[:1], reward=None,
+                                     num_samples=4, batch_size=3)
+    assert counts["kept"] == 16 and all(r.meta["score"] is None for r in every)
+    # positions, not ids, tell which question a rollout answers (ids may repeat)
+    assert [r.meta["source_index"] for r in every] == [i for i in range(4) for _ in range(4)]
 
     path = write_rollouts(kept, tmp_path / "data" / "rollouts.jsonl")
     rows = [json.loads(line) for line in path.read_text().splitlines()]

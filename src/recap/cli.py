@@ -185,9 +185,9 @@ def rollouts(
     """SFT records from a model's own correct rollouts (jigsaw RFT paper sec. 5.3)."""
     import torch
 
+    from recap.evaluation.rollouts import correct_rollouts, write_rollouts
     from recap.models.loading import load_policy
     from recap.tasks.registry import make_task
-    from recap.training.rollouts import correct_rollouts, write_rollouts
 
     typer.echo(f"rollouts: {n} {task} questions x {samples} samples of <= {max_new_tokens} "
                f"tokens, kept when {reward} >= {threshold}")

@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from recap.evaluation.rollouts import correct_rollouts
 from recap.models.logprobs import teacher_forced_batches
-from recap.rewards import get_reward
 from recap.tasks.prompts import render_prompt, render_target
 from recap.tasks.record import Record
 
@@ -117,28 +117,15 @@ def _rollout_ppl(
 ) -> list[list[float]]:
     """G rollouts of ``sampler`` per record, scored by ``scorer``; ``keep`` names a reward a
     rollout must score 1 on to be kept. Returns per-record lists of perplexities."""
-    from tqdm.auto import tqdm
-
-    reward = get_reward(keep) if keep else None
-    out: list[list[float]] = []
-    bar = tqdm(total=len(records), desc=desc, unit="question", disable=not progress)
-    for s in range(0, len(records), batch_size):
-        recs = list(records[s:s + batch_size])
-        prompts = [render_prompt(r, template) for r in recs]  # type: ignore[arg-type]
-        gen = sampler.generate(recs, prompts, num_samples=num_samples, temperature=temperature,
-                               max_new_tokens=max_new_tokens)
-        rows = [(i, t) for i, t in enumerate(gen.texts)
-                if reward is None or reward(t, recs[i // num_samples]) == 1.0]
-        ppl = response_perplexities(
-            scorer, [recs[i // num_samples] for i, _ in rows],
-            [prompts[i // num_samples] for i, _ in rows], [t for _, t in rows], batch_size,
-        )
-        per: list[list[float]] = [[] for _ in recs]
-        for (i, _), p in zip(rows, ppl, strict=True):
-            per[i // num_samples].append(p)
-        out += per
-        bar.update(len(recs))
-    bar.close()
+    kept, _ = correct_rollouts(sampler, records, template=template, reward=keep, threshold=1.0,
+                               num_samples=num_samples, temperature=temperature,
+                               max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               progress=progress, desc=desc)
+    ppl = response_perplexities(scorer, kept, [render_prompt(r, template) for r in kept],
+                                [r.meta["completion"] for r in kept], batch_size)
+    out: list[list[float]] = [[] for _ in records]
+    for record, value in zip(kept, ppl, strict=True):
+        out[record.meta["source_index"]].append(value)
     return out
 
 

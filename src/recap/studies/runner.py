@@ -156,9 +156,9 @@ def _sample_rollouts(plan: RolloutPlan, source: Path, rd: Path, seed: int,
     (once: ``rollouts.json`` marks them done). Returns the seconds it took."""
     import torch
 
+    from recap.evaluation.rollouts import correct_rollouts, write_rollouts
     from recap.models.loading import load_policy
     from recap.tasks.registry import make_task
-    from recap.training.rollouts import correct_rollouts, write_rollouts
 
     path = rollouts_path(rd)
     marker = path.with_suffix(".json")

@@ -44,7 +44,7 @@ class RolloutPlan(_Model):
     The source arm's trained model of the same training seed samples ``samples`` completions for
     each of ``n`` questions of built-in ``task`` (train split, question seed ``question_seed``);
     those scoring at least ``threshold`` on ``reward`` replace the data of the recipe's domain
-    ``domain`` (see :func:`recap.training.rollouts.correct_rollouts`).
+    ``domain`` (see :func:`recap.evaluation.rollouts.correct_rollouts`).
     """
 
     arm: str = Field(description="arm whose trained model samples the rollouts")
