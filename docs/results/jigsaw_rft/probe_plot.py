@@ -2,9 +2,11 @@
 
     python docs/results/jigsaw_rft/probe_plot.py studies/jigsaw-rft docs/results/jigsaw_rft
 
-Reads ``runs/<arm>/seed<k>/metrics.jsonl`` of a finished ``recap study`` (arms trained with
-``eval.probe_every``) and plots, per probed task, ``probe/<task>/loglik`` against the step, the
-mean over seeds with a band of +-1 standard deviation; writes ``probe_loglik.png`` and
+Reads ``runs/<arm>/seed<k>/probe.jsonl`` of a finished ``recap study`` (arms trained with
+``eval.probe_every``; step 0 is the starting model) and plots, per general task probed in every
+arm, the probe's mean log-likelihood against the step: the mean over seeds with a band of +-1
+standard deviation. The jigsaw domain's own probe is left out (the arms probe it with different
+templates, or not at all when they train from a file). Writes ``probe_loglik.png`` and
 ``probe_loglik.json`` (the per-step means and standard deviations).
 """
 
@@ -24,21 +26,19 @@ import matplotlib.pyplot as plt
 def curves(study: Path) -> dict[str, dict[str, dict[int, list[float]]]]:
     """arm -> task -> step -> the seeds' log-likelihoods."""
     out: dict[str, dict[str, dict[int, list[float]]]] = {}
-    for metrics in sorted(study.glob("runs/*/seed*/metrics.jsonl")):
-        arm = metrics.parent.parent.name
-        for line in metrics.read_text().splitlines():
+    for log in sorted(study.glob("runs/*/seed*/probe.jsonl")):
+        arm = log.parent.parent.name
+        for line in log.read_text().splitlines():
             row = json.loads(line)
-            for key, value in row.items():
-                if key.startswith("probe/") and key.endswith("/loglik"):
-                    task = key.split("/")[1]
-                    out.setdefault(arm, {}).setdefault(task, {}).setdefault(
-                        row["step"], []).append(value)
+            for task, values in row["loglik"].items():
+                out.setdefault(arm, {}).setdefault(task, {}).setdefault(
+                    row["step"], []).append(statistics.fmean(values))
     return out
 
 
 def main(study: Path, out_dir: Path) -> None:
     data = curves(study)
-    tasks = sorted({t for arm in data.values() for t in arm})
+    tasks = sorted(set.intersection(*(set(arm) for arm in data.values())) - {"jigsaw"})
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.0), squeeze=False)
     summary: dict[str, dict[str, list]] = {}
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -57,7 +57,7 @@ def main(study: Path, out_dir: Path) -> None:
         ax.set_title(task)
         ax.set_xlabel("step")
     axes[0][0].set_ylabel("mean log-likelihood of the probe answers")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_dir / "probe_loglik.png", dpi=110)
