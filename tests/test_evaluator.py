@@ -10,16 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from recap.evaluation.evaluator import (
-    GENERAL,
-    SUITES,
-    EvalSuite,
-    evaluate,
-    get_suite,
-    records_suite,
-    resolve_suites,
-    save_results,
-)
+from recap.evaluation.evaluator import evaluate, save_results
 from recap.evaluation.perplexity import (
     perplexity_gap_study,
     perplexity_gaps,
@@ -27,6 +18,14 @@ from recap.evaluation.perplexity import (
     write_perplexity_gap,
 )
 from recap.evaluation.report import report_from_files
+from recap.evaluation.suites import (
+    GENERAL,
+    SUITES,
+    EvalSuite,
+    get_suite,
+    records_suite,
+    resolve_suites,
+)
 from recap.tasks.prompts import THINK_SUFFIX
 from recap.tasks.record import Record
 

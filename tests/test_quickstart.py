@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from recap import quickstart as qs
 from recap.config import load_config
-from recap.evaluation.evaluator import get_suite
+from recap.evaluation.suites import get_suite
 from recap.models.tiny import TinyConfig, build_tiny_model
 from recap.quickstart import (
     ARMS,

@@ -111,7 +111,7 @@ def _domains(pools: Mapping[str, int]) -> list[dict[str, Any]]:
         return {"name": name, "source": source, "role": role, "mode": "rl",
                 "template": template, "rewards": rewards, "n": pools[name]}
 
-    from recap.evaluation.evaluator import COUNT_THINK_KNOBS
+    from recap.evaluation.suites import COUNT_THINK_KNOBS
 
     target = rl(TARGET, "count", "reasoning", "think", ["think_format", "accuracy"])
     target["knobs"] = {k: list(v) for k, v in COUNT_THINK_KNOBS.items()}

@@ -39,7 +39,8 @@ from accelerate.utils import set_seed
 from transformers import get_linear_schedule_with_warmup
 
 from recap.config import RunConfig, load_config
-from recap.evaluation.evaluator import EvalTask, generate_texts, score_task
+from recap.evaluation.evaluator import generate_texts, score_task
+from recap.evaluation.suites import EvalTask
 from recap.rewards import RewardFn, resolve_rewards
 from recap.rewards.pool import RewardPool
 from recap.tasks.prompts import render_prompt, render_target
