@@ -5,7 +5,6 @@ from __future__ import annotations
 import doctest
 import importlib
 import logging
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -432,14 +431,24 @@ def test_jigsaw_format_rejects(completion: str) -> None:
     assert jigsaw_format(completion, J33) == 0.0
 
 
-def test_all_rewards_return_floats_in_unit_interval_on_examples() -> None:
+def test_every_reward_is_total_by_itself_on_the_records_it_is_meant_for() -> None:
+    """Not only the safety wrapper: on a record of its answer type each reward function itself
+    returns a float in [0, 1] without raising (the wrapper's value equals the unwrapped one);
+    elsewhere (a jigsaw reward on a number record) the wrapper scores 0."""
     records = [R_NUM, CHOICE, BOX, PERM, J33, rec("\\frac{1}{2}", "math"), rec("yes", "yesno")]
     texts = ["", ans("3"), ans("[0, 0, 10, 10]"), "<think><answer></think></answer>", "\x00"]
-    for fn in REWARDS.values():
+    meant = {"jigsaw_hit": {"permutation"}, "jigsaw_acc": {"permutation"},
+             "jigsaw_format": {"permutation"}, "iou": {"bbox"}, "iou_at_05": {"bbox"}}
+    for name, fn in REWARDS.items():
         for record in records:
             for text in texts:
                 value = fn(text, record)
-                assert isinstance(value, float) and 0.0 <= value <= 1.0 and not math.isnan(value)
+                if record.answer_type in meant.get(name, {record.answer_type}):
+                    inner = fn.__wrapped__(text, record)  # type: ignore[attr-defined]
+                    assert isinstance(inner, float | int) and 0.0 <= inner <= 1.0, name
+                    assert value == float(inner), (name, text)
+                else:
+                    assert value == 0.0, (name, record.answer_type)
 
 
 def test_rewards_passed_as_functions_resolve_next_to_the_registry():
