@@ -183,17 +183,12 @@ def rollouts(
     out: Path = typer.Option(Path("rollouts.jsonl"), help="JSONL of the kept rollouts."),
 ) -> None:
     """SFT records from a model's own correct rollouts (jigsaw RFT paper sec. 5.3)."""
-    import torch
-
-    from recap.evaluation.rollouts import correct_rollouts, write_rollouts
-    from recap.models.loading import load_policy
-    from recap.tasks.registry import make_task
+    from recap.evaluation.rollouts import checkpoint_rollouts, write_rollouts
 
     typer.echo(f"rollouts: {n} {task} questions x {samples} samples of <= {max_new_tokens} "
                f"tokens, kept when {reward} >= {threshold}")
-    torch.manual_seed(seed)
-    records, counts = correct_rollouts(
-        load_policy(checkpoint), make_task(task, split, n, seed=seed), template=template,
+    records, counts = checkpoint_rollouts(
+        checkpoint, task, split, n, question_seed=seed, sampling_seed=seed, template=template,
         reward=reward, threshold=threshold, num_samples=samples, max_new_tokens=max_new_tokens,
         progress=True)
     path = write_rollouts(records, out)

@@ -70,6 +70,23 @@ def correct_rollouts(
     return kept, counts
 
 
+def checkpoint_rollouts(
+    checkpoint: str | Path, task: str, split: str, n: int, *, question_seed: int,
+    sampling_seed: int, **sampling: Any,
+) -> tuple[list[Record], dict[str, int]]:
+    """:func:`correct_rollouts` of a saved model on ``n`` questions of built-in ``task``
+    (``question_seed``), sampled from torch seed ``sampling_seed``; ``sampling`` are
+    :func:`correct_rollouts`' keywords. What ``recap rollouts`` and a study's rollouts arm run."""
+    import torch
+
+    from recap.models.loading import load_policy
+    from recap.tasks.registry import make_task
+
+    torch.manual_seed(sampling_seed)
+    return correct_rollouts(load_policy(checkpoint),
+                            make_task(task, split, n, seed=question_seed), **sampling)
+
+
 def write_rollouts(records: Sequence[Record], path: str | Path) -> Path:
     """Write ``records`` as JSONL in recap's record layout; in-memory images are saved as PNG
     files in ``<stem>_images/`` and referenced by absolute path."""

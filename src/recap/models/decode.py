@@ -24,6 +24,8 @@ from transformers import LogitsProcessor, PreTrainedTokenizerBase
 from transformers.cache_utils import DynamicLayer
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
+from recap.models.logprobs import banned_to_neg_inf
+
 __all__ = ["ReservedLayer", "SampledLogprobs", "decode_completions", "reserve", "sample_tokens"]
 
 
@@ -91,16 +93,13 @@ def sample_tokens(
     if temperature > 0 and top_p < 1.0:
         warpers.append(TopPLogitsWarper(top_p))
     n = first_ids.shape[0]
-    banned = torch.tensor(list(banned_ids), dtype=torch.long, device=first_ids.device)
     stops = torch.tensor(list(stop_ids), dtype=torch.long, device=first_ids.device)
     done = torch.zeros(n, dtype=torch.bool, device=first_ids.device)
     tokens: list[Tensor] = []
     logps: list[Tensor] = []
     ids = first_ids
     for _ in range(max_new_tokens):
-        scores = head(step(ids)).float()  # [N, V]
-        if banned.numel():
-            scores.index_fill_(1, banned, float("-inf"))
+        scores = banned_to_neg_inf(head(step(ids)).float(), banned_ids)  # [N, V]
         logp = torch.log_softmax(scores, dim=-1)
         if temperature > 0:
             for warp in warpers:

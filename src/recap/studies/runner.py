@@ -154,23 +154,17 @@ def _sample_rollouts(plan: RolloutPlan, source: Path, rd: Path, seed: int,
                      progress: bool) -> float:
     """Write the kept rollouts of ``source``'s final model for a rollouts arm's run ``rd``
     (once: ``rollouts.json`` marks them done). Returns the seconds it took."""
-    import torch
-
-    from recap.evaluation.rollouts import correct_rollouts, write_rollouts
-    from recap.models.loading import load_policy
-    from recap.tasks.registry import make_task
+    from recap.evaluation.rollouts import checkpoint_rollouts, write_rollouts
 
     path = rollouts_path(rd)
     marker = path.with_suffix(".json")
     if marker.exists():
         return 0.0
     t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    records, counts = correct_rollouts(
-        load_policy(source / "final"), make_task(plan.task, "train", plan.n,
-                                                 seed=plan.question_seed),
-        template=plan.template, reward=plan.reward, threshold=plan.threshold,
-        num_samples=plan.samples, temperature=plan.temperature,
+    records, counts = checkpoint_rollouts(
+        source / "final", plan.task, "train", plan.n, question_seed=plan.question_seed,
+        sampling_seed=seed, template=plan.template, reward=plan.reward,
+        threshold=plan.threshold, num_samples=plan.samples, temperature=plan.temperature,
         max_new_tokens=plan.max_new_tokens, progress=progress)
     if not records:
         raise RuntimeError(f"{source}/final kept no rollout of {counts['sampled']} "
