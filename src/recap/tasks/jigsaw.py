@@ -128,6 +128,7 @@ def make_jigsaw(
     crop_frac: tuple[float, float] = (0.25, 0.7),
     min_piece_std: float = 6.0,
     sources: tuple[str, ...] | None = None,
+    random_answers: bool = False,
 ) -> list[Record]:
     """Jigsaw puzzles (answer_type permutation, answer e.g. ``"[2, 0, 3, 1]"``).
 
@@ -137,6 +138,11 @@ def make_jigsaw(
         crop_frac: range of the crop side as a fraction of the photo's shorter side.
         min_piece_std: redraw crops with a piece flatter than this (grey levels 0..255).
         sources: photo names to draw from (default: the split's held-out set).
+        random_answers: format-only records (the jigsaw study's primer): the answer is a
+            uniformly random permutation drawn independently of the pieces, so SFT on them
+            teaches the answer format and nothing about where a piece belongs (the model's
+            best guess stays chance, a quarter of the positions of a 2x2 puzzle). The think
+            block names no reasoning; ``meta["true_answer"]`` keeps the real one.
 
     ``meta``: ``grid``, ``source``, ``crop_box`` (in source pixels), ``image_size``,
     ``piece_positions`` (original position of each given piece, the inverse of the answer).
@@ -163,6 +169,9 @@ def make_jigsaw(
         cells = cut_grid(crop, (m, k_cols))
         order = [int(v) for v in rng.permutation(k)]  # given piece j is cell order[j]
         answer = [int(v) for v in np.argsort(order)]  # position p holds given piece answer[p]
+        true_answer = answer
+        if random_answers:
+            answer = [int(v) for v in rng.permutation(k)]  # independent of the pieces
         question = (
             f"The {k} images are the pieces of one picture cut into a grid of {m} rows and "
             f"{k_cols} columns, given in shuffled order as pieces 0 to {k - 1}. Grid positions "
@@ -174,6 +183,9 @@ def make_jigsaw(
             "grid": (m, k_cols), "source": source, "crop_box": crop_box,
             "image_size": (image_size, image_size), "piece_positions": order,
         }
+        if random_answers:
+            meta |= {"true_answer": "[" + ", ".join(map(str, true_answer)) + "]",
+                     "solution": "a guess"}
         records.append(
             Record(f"jigsaw-{split}-{seed}-{i}", "jigsaw", [cells[j] for j in order], question,
                    "[" + ", ".join(map(str, answer)) + "]", "permutation", meta)

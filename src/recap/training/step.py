@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -121,19 +122,48 @@ class Run:
 
 
 def train_step(run: Run) -> dict[str, Any]:
-    """One optimiser step; returns its metrics row (synced to Python once, here)."""
-    cfg, step = run.cfg, run.step
-    t0 = time.perf_counter()
-    beta = run.kl.beta(step)
-    micro = [_collect(run, run.sampler.next_batch()) for _ in range(cfg.train.grad_accum)]
-    t_rollout = time.perf_counter() - t0
-    t_weight = 0.0
-    for update in range(cfg.rl.updates):  # pi_old stays the sampling policy (gen.logprobs)
-        lambdas, signals, terms, ok, seconds, micro = _weighted_backward(
-            run, micro, beta, first=update == 0)
-        grad_norm = _optimizer_step(run, ok)
-        t_weight += seconds
-    row = {"step": step + 1, "lr": run.scheduler.get_last_lr()[0], "beta": beta,
+    """One optimiser step (``rl.updates`` of them on one batch of rollouts); its metrics row.
+
+    The whole update, top to bottom. Data parallelism (``no_sync`` until the last micro-batch,
+    gathers inside the helpers) and the metrics row are kept out of the way.
+    """
+    cfg, weighting = run.cfg, run.weighting
+    times = {"start": time.perf_counter(), "rollout": 0.0, "weighting": 0.0}
+    beta, on_rewards = run.kl.beta(run.step), cfg.weighting.apply == "rewards"
+    with _timed(times, "rollout"):  # 1. G completions per prompt, every reward, advantages,
+        # reference log-probs, and the SFT batches, per micro-batch; no grad
+        micro = [_collect(run, run.sampler.next_batch()) for _ in range(cfg.train.grad_accum)]
+    with _timed(times, "weighting"):  # 2. one signal per objective: RL from the rewards
+        signals, offsets = _signals_before_forward(run, micro)
+        if on_rewards:  # the RECAP authors' code: lambda weighs the rewards, then advantages
+            lambdas = weighting.update(signals)  # (grad_accum = 1: RL signals only)
+            micro = [_weigh_rewards(mb, lambdas, cfg.rl.std_eps) for mb in micro]
+    for update in range(cfg.rl.updates):  # mu >= 1 updates; pi_old stays the sampling policy
+        terms, ok = [], True
+        for m, mb in enumerate(micro):
+            with _accumulating(run, last=m == len(micro) - 1):
+                out, backward = _forward(run, mb)  # 3. per-objective losses L_k, KL, diagnostics
+                losses = {k: v + offsets[k] if k in offsets else v
+                          for k, v in out["losses"].items()}
+                if m == 0:  # 4. lambda from the signals, on the batch's first update only
+                    with _timed(times, "weighting"):
+                        lambdas, signals = _weights(run, out, losses, signals, update == 0)
+                loss = _combine(weighting, losses, on_rewards)  # 5. sum_k lambda_k L_k
+                if out["kl"] is not None and beta > 0:
+                    loss = loss + beta * out["kl"]  # + beta KL(pi || pi_ref)
+                ok = ok and bool(torch.isfinite(loss.detach()))  # sync: one flag per micro-batch
+                backward(loss / len(micro))  # 6. gradients, averaged over micro-batches
+            terms += _logged_terms(losses, loss, out)
+        run.combined_once = True
+        grad_norm = _optimizer_step(run, ok)  # 7. clip, step (skipped if anything non-finite)
+    return _metrics_row(run, beta, grad_norm, lambdas, signals, micro, terms, times)
+
+
+def _metrics_row(run: Run, beta: float, grad_norm: float, lambdas: dict[str, float],
+                 signals: dict[str, float], micro: list[MicroBatch], terms: list[tuple[str, Any]],
+                 times: dict[str, float]) -> dict[str, Any]:
+    """The step's metrics (synced to Python once, here); advances the LR schedule."""
+    row = {"step": run.step + 1, "lr": run.scheduler.get_last_lr()[0], "beta": beta,
            "grad_norm": grad_norm, "skipped": run.skipped, "restarts": run.restarts}
     with warnings.catch_warnings():  # the schedule follows the step count, skipped or not
         warnings.filterwarnings("ignore", "Detected call of", UserWarning)
@@ -145,79 +175,82 @@ def train_step(run: Run) -> dict[str, Any]:
     row |= gather_step_stats(micro, terms)
     if run.rewards is not None:
         row["rewards/timeouts"] = run.rewards.timeouts
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - times["start"]
     tokens = row.pop("tokens", 0.0)
-    row |= {"time/step_s": elapsed, "time/rollout_s": t_rollout, "time/weighting_s": t_weight,
-            "time/tokens_per_s": tokens / elapsed}
+    row |= {"time/step_s": elapsed, "time/rollout_s": times["rollout"],
+            "time/weighting_s": times["weighting"], "time/tokens_per_s": tokens / elapsed}
     return row
 
 
-def _weighted_backward(run: Run, micro: list[MicroBatch], beta: float, first: bool = True
-                       ) -> tuple[dict[str, float], dict[str, float], list[tuple[str, Any]], bool,
-                                  float, list[MicroBatch]]:
-    """Signals -> lambda (on the ``first`` update of a batch of rollouts), then backward of the
-    weighted loss + beta * KL per micro-batch.
+@contextmanager
+def _timed(times: dict[str, float], key: str) -> Iterator[None]:
+    """Add the block's wall time to ``times[key]``."""
+    t0 = time.perf_counter()
+    yield
+    times[key] += time.perf_counter() - t0
 
-    The weighting is fed what it declares it consumes (``Weighting.consumes``; module
-    :mod:`recap.training.objectives`). With ``weighting.apply: rewards`` the RL weights come first
-    (from this step's rewards) and set the advantages; the SFT weights follow the forward.
-    Returns ``(lambda, signals, loss terms to log, all losses finite, seconds in weighting,
-    the micro-batches as used: with their reward-weighted advantages, for later updates)``.
+
+def _accumulating(run: Run, last: bool) -> Any:
+    """Data parallel: gradients are reduced once, on the last micro-batch's backward."""
+    return nullcontext() if last else run.acc.no_sync(run.objectives)
+
+
+def _signals_before_forward(run: Run, micro: list[MicroBatch]
+                            ) -> tuple[dict[str, float], dict[str, float]]:
+    """``(signals, loss offsets)``: the signal of every RL objective from the step's rewards, as
+    the weighting consumes it (``Weighting.consumes``, :mod:`recap.training.objectives`), and
+    with several micro-batches every SFT objective's signal too (a no-grad forward of all of
+    them, before any backward; with one, :func:`_weights` reads micro-batch 0's forward).
+
+    The offsets turn an RL surrogate into a real loss value (1 - mean reward: the same policy
+    gradient) for weightings that take logs or ratios of losses (``consumes == "loss"``).
     """
-    acc, weighting = run.acc, run.weighting
-    consumes, on_rewards = weighting.consumes, run.cfg.weighting.apply == "rewards"
-    tw = time.perf_counter()
+    consumes, deficit = run.weighting.consumes, run.cfg.weighting.signal == "deficit"
     rewards = _mean_signals([(k, v) for mb in micro for ro in mb.rollouts
                              for k, v in ro.signals.items()])  # mean raw reward per objective
-    deficits = rl_weighting_values(rewards, "loss")  # an RL objective's loss value
-    rl_values = rl_weighting_values(rewards, consumes)
-    if run.cfg.weighting.signal == "deficit":  # RECAP eq1/paper ablation
-        rl_values = deficits
-    signals: dict[str, float] = dict(rl_values)
-    lambdas = weighting.weights  # later updates of the same rollouts keep the batch's lambda
-    if on_rewards and first:  # the GRPO path: weights first, then the advantages they shape
-        lambdas = weighting.update(rl_values)
-        micro = [_weigh_rewards(mb, lambdas, run.cfg.rl.std_eps) for mb in micro]
-    sft_pairs = _sft_values(run.policy, micro, consumes) if len(micro) > 1 and first else []
-    terms: list[tuple[str, Any]] = []
-    t_weight, ok = time.perf_counter() - tw, True
-    for m, mb in enumerate(micro):
-        sync = acc.no_sync(run.objectives) if m < len(micro) - 1 else nullcontext()
-        with sync:
-            out, backward = _forward(run, mb)
-            tw = time.perf_counter()
-            losses = out["losses"]
-            if consumes == "loss":  # a constant offset: same policy gradient, a real loss value
-                losses = {k: v + deficits[k] if k in deficits else v for k, v in losses.items()}
-            if m == 0:
-                if len(micro) == 1:
-                    detached = {k: v.detach() for k, v in losses.items()}
-                    sft_pairs = list(sft_weighting_values(detached, out["sft_acc"],
-                                                          consumes).items())
-                if run.combined_once and not on_rewards:  # FAMO: losses after the last step
-                    weighting.post_step({k: v.detach() for k, v in losses.items()})
-                sft = _mean_signals(sft_pairs)
-                if run.cfg.weighting.signal == "deficit":
-                    sft = {k: 1.0 - v for k, v in sft.items()}
-                signals |= sft
-                if first and not on_rewards:
-                    lambdas = weighting.update(signals)
-                elif first and sft:  # the SFT path
-                    lambdas = weighting.update(sft)
-            loss = _combine(weighting, losses, on_rewards)
-            run.combined_once = True
-            t_weight += time.perf_counter() - tw
-            if out["kl"] is not None and beta > 0:
-                loss = loss + beta * out["kl"]
-            ok = ok and bool(torch.isfinite(loss.detach()))  # sync: one flag per micro-batch
-            backward(loss / len(micro))
-        terms += [(f"loss/{k}", v.detach()) for k, v in losses.items()]
-        terms.append(("loss", loss.detach()))
-        if out["kl"] is not None:
-            terms.append(("kl", out["kl"].detach()))
-        if out["clip_frac"] is not None:  # and the sampler-vs-trainer KL beside it
-            terms += [("clip_frac", out["clip_frac"]), ("sample_kl", out["sample_kl"])]
-    return lambdas, signals, terms, ok, t_weight, micro
+    deficits = rl_weighting_values(rewards, "loss")
+    signals = dict(deficits if deficit else rl_weighting_values(rewards, consumes))  # RECAP eq1
+    if len(micro) > 1:
+        signals |= _sft_signals(_sft_values(run.policy, micro, consumes), deficit)
+    return signals, deficits if consumes == "loss" else {}
+
+
+def _weights(run: Run, out: dict[str, Any], losses: dict[str, torch.Tensor],
+             signals: dict[str, float], first: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """``(lambda, signals)`` for the step, at micro-batch 0's forward: FAMO's hook sees the losses
+    after the last step; on a batch's ``first`` update the SFT signals (from this forward when
+    there is one micro-batch) join the RL ones and the weighting updates. Later updates of the
+    same rollouts keep the batch's lambda."""
+    weighting, on_rewards = run.weighting, run.cfg.weighting.apply == "rewards"
+    if run.combined_once and not on_rewards:
+        weighting.post_step({k: v.detach() for k, v in losses.items()})
+    if not first:
+        return weighting.weights, signals
+    sft: dict[str, float] = {}
+    if run.cfg.train.grad_accum == 1:  # else _signals_before_forward has them
+        detached = {k: v.detach() for k, v in losses.items()}
+        pairs = sft_weighting_values(detached, out["sft_acc"], weighting.consumes).items()
+        sft = _sft_signals(list(pairs), run.cfg.weighting.signal == "deficit")
+    if not on_rewards:
+        return weighting.update(signals | sft), signals | sft
+    return (weighting.update(sft) if sft else weighting.weights), signals | sft
+
+
+def _sft_signals(pairs: list[tuple[str, Any]], deficit: bool) -> dict[str, float]:
+    """Mean SFT signal per objective over micro-batches and processes; 1 - value as a deficit."""
+    sft = _mean_signals(pairs)
+    return {k: 1.0 - v for k, v in sft.items()} if deficit else sft
+
+
+def _logged_terms(losses: dict[str, torch.Tensor], loss: torch.Tensor,
+                  out: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A micro-batch's loss terms and diagnostics, detached, for :func:`gather_step_stats`."""
+    terms = [(f"loss/{k}", v.detach()) for k, v in losses.items()] + [("loss", loss.detach())]
+    if out["kl"] is not None:
+        terms.append(("kl", out["kl"].detach()))
+    if out["clip_frac"] is not None:  # and the sampler-vs-trainer KL beside it
+        terms += [("clip_frac", out["clip_frac"]), ("sample_kl", out["sample_kl"])]
+    return terms
 
 
 def _forward(run: Run, mb: MicroBatch) -> tuple[dict[str, Any], Any]:
