@@ -230,6 +230,24 @@ def test_jigsaw_answer_reassembles_the_crop(grid, split):
     assert not set(TRAIN_SOURCES) & set(TEST_SOURCES)
 
 
+def test_jigsaw_random_answers_carry_no_information_about_the_pieces():
+    """Format-only puzzles (the jigsaw study's primer): same pieces as the real puzzles, a valid
+    permutation as the answer, drawn independently of them (hit against the truth at chance)."""
+    real = make_task("jigsaw", "train", 400, seed=3)
+    noise = make_task("jigsaw", "train", 400, seed=3, random_answers=True)
+    hits = []
+    for r, f in zip(real, noise, strict=True):
+        assert [np.asarray(x).tobytes() for x in r.images] == [
+            np.asarray(x).tobytes() for x in f.images]
+        assert f.meta["true_answer"] == r.answer
+        answer, truth = (json.loads(a) for a in (f.answer, r.answer))
+        assert sorted(answer) == [0, 1, 2, 3]
+        hits.append(np.mean([a == t for a, t in zip(answer, truth, strict=True)]))
+    # 400 puzzles: the mean hit of independent permutations is 0.25 (sd of the mean ~0.02)
+    assert 0.19 < float(np.mean(hits)) < 0.31
+    assert sum(f.answer == r.answer for r, f in zip(real, noise, strict=True)) < 40  # 1/24
+
+
 def test_arith_answers_and_solutions():
     records = make_task("arith", "train", N)
     assert {r.meta["kind"] for r in records} == {"diff", "union", "remove", "digit_sum"}
