@@ -189,15 +189,36 @@ def warm() -> None:
 LONG_INPUTS = _long_inputs()
 
 
+ALL_TYPES = sorted({r.answer_type for r in RECORDS})
+ONE_JUNK_BLOCK = {("answer_format", t): 1.0 for t in ALL_TYPES}  # the format, no right answer
+# What each long input must score, per (reward, record answer type); anything not listed is 0.
+# No closed answer block scores 0 everywhere; a single block of junk earns the answer format
+# only; the long think block parses to its box; several answer blocks are not the format.
+LONG_EXPECTED: dict[str, dict[tuple[str, str], float]] = {
+    "brackets": ONE_JUNK_BLOCK, "digits": ONE_JUNK_BLOCK, "number_list": ONE_JUNK_BLOCK,
+    "parens": ONE_JUNK_BLOCK, "latex": ONE_JUNK_BLOCK, "cap_digits": ONE_JUNK_BLOCK,
+    "cap_signs": ONE_JUNK_BLOCK, "cap_numbers": ONE_JUNK_BLOCK, "cap_brackets": ONE_JUNK_BLOCK,
+    "cap_commas": ONE_JUNK_BLOCK,
+    "spaces": ONE_JUNK_BLOCK | {("accuracy", "count"): 1.0},
+    "long_think": {("think_format", t): 1.0 for t in ALL_TYPES}
+    | {("accuracy", "bbox"): 1.0, ("iou", "bbox"): 1.0, ("iou_at_05", "bbox"): 1.0,
+       ("jigsaw_hit", "permutation"): 1 / 9},  # [0, 0, 10, 10] vs the 3x3 answer: 1 of 9
+}
+NO_ANSWER = {"plain", "answer_opens", "answer_closes", "think_opens", "nested", "unclosed",
+             "noise"}
+
+
 @pytest.mark.parametrize("label", list(LONG_INPUTS))
 def test_long_inputs_are_scored(warm: None, label: str) -> None:
-    text = LONG_INPUTS[label]
-    for fn in REWARDS.values():
-        for record in RECORDS:
-            assert 0.0 <= fn(text, record) <= 1.0
-    assert thinking_length(text) >= 0
+    text, expected = LONG_INPUTS[label], LONG_EXPECTED.get(label, {})
+    scores = {(name, r.answer_type): fn(text, r) for name, fn in REWARDS.items()
+              for r in RECORDS if r.meta.get("grid") != (2, 2)}  # one record per answer type
+    assert {k: v for k, v in scores.items() if v != 0.0} == pytest.approx(expected)
     answer = extract_answer(text)
-    assert answer is None or answer in text
+    assert (answer is None) == (label in NO_ANSWER)
+    if answer is not None:  # the last closed block's content, stripped, whole however long
+        assert answer == text[text.rindex("<answer>") + len("<answer>"):-len("</answer>")].strip()
+    assert thinking_length(text) >= 0
 
 
 def test_math_pathological_answer_is_cut_by_timeout(warm: None) -> None:
