@@ -432,6 +432,40 @@ def test_lean_decode_samples_what_generate_samples(model, temperature, top_p, ti
     assert len(set(a.texts)) > 1 or temperature == 0  # the draws are not all alike
 
 
+def test_lean_decode_drops_stopped_rows_and_still_draws_what_generate_draws(monkeypatch):
+    """Rows that drew their stop token leave the decode batch (cache, mask, positions trimmed),
+    yet every remaining draw and log-prob is generate's: one draw over all rows keeps the random
+    state in step. On the lab base, whose completions stop at different lengths."""
+    from recap.models import decode
+    from recap.tasks.prompts import render_prompt
+    from recap.tasks.registry import make_task
+
+    sizes: list[int] = []
+    original = decode.sample_tokens
+
+    def counting(*args, drop_rows=None, **kwargs):
+        def drop(keep):
+            sizes.append(len(keep))
+            drop_rows(keep)
+        return original(*args, drop_rows=drop if drop_rows else None, **kwargs)
+
+    monkeypatch.setattr(decode, "sample_tokens", counting)
+    pol = load_policy("builtin:base")
+    records = make_task("arith", "test", 6, seed=3)
+    prompts = [render_prompt(r, "think") for r in records]
+    runs = []
+    for lean in (True, False):
+        pol.lean_decode = lean
+        torch.manual_seed(2)
+        runs.append(pol.generate(records, prompts, num_samples=4, max_new_tokens=96))
+    a, b = runs
+    assert len(sizes) >= 2 and sizes == sorted(sizes, reverse=True) and sizes[-1] < 24
+    assert a.texts == b.texts and torch.equal(a.completion_ids, b.completion_ids)
+    assert torch.allclose(a.logprobs, b.logprobs, atol=2e-5, rtol=0)
+    lengths = a.completion_mask.sum(1)
+    assert int(lengths.min()) < int(lengths.max())  # rows did stop at different lengths
+
+
 def test_reserved_cache_layer_reads_like_a_growing_one():
     from transformers.cache_utils import DynamicCache
 

@@ -58,6 +58,11 @@ class ReservedLayer(DynamicLayer):
         self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
         return self.keys, self.values
 
+    def batch_select_indices(self, indices: Tensor) -> None:
+        """Keep only the rows ``indices`` (the reserved room included)."""
+        self._k, self._v = self._k[indices], self._v[indices]
+        self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
 
 def reserve(cache: object, extra: int) -> object:
     """Give every dynamic layer of ``cache`` room for ``extra`` more positions (in place).
@@ -77,6 +82,7 @@ def sample_tokens(
     step: Callable[[Tensor], Tensor], head: torch.nn.Module, first_ids: Tensor, *,
     max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
     banned_ids: Sequence[int] = (), stop_ids: Sequence[int] = (), pad_id: int = 0,
+    drop_rows: Callable[[Tensor], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Draw up to ``max_new_tokens`` tokens per row; ``(tokens [N, L], logprobs [N, L])``.
 
@@ -86,6 +92,14 @@ def sample_tokens(
     ``logprobs`` are log pi(token) of the policy with banned tokens removed, before temperature
     and top-p (0 after a row's stop token, where ``tokens`` holds ``pad_id``). Stops early
     once every row has drawn a stop token.
+
+    With ``drop_rows``, rows that have stopped stop costing model time: once a quarter of the
+    rows ``step`` still computes have stopped, ``drop_rows(keep)`` tells the caller to keep only
+    rows ``keep`` (indices into the rows computed so far; the caller trims its cache, mask and
+    positions) and later ``step`` calls get only those rows. The draw still covers every row
+    (stopped rows get uniform scores, their tokens are padding), because one
+    ``torch.multinomial`` over all N rows consumes the random state as ``generate`` does: the
+    same tokens come out either way.
     """
     warpers = []
     if temperature > 0 and temperature != 1.0:
@@ -95,11 +109,14 @@ def sample_tokens(
     n = first_ids.shape[0]
     stops = torch.tensor(list(stop_ids), dtype=torch.long, device=first_ids.device)
     done = torch.zeros(n, dtype=torch.bool, device=first_ids.device)
+    live = torch.arange(n, device=first_ids.device)  # the rows step() computes
     tokens: list[Tensor] = []
     logps: list[Tensor] = []
     ids = first_ids
     for _ in range(max_new_tokens):
-        scores = banned_to_neg_inf(head(step(ids)).float(), banned_ids)  # [N, V]
+        scores = banned_to_neg_inf(head(step(ids)).float(), banned_ids)  # [live, V]
+        if len(live) < n:  # stopped rows: any valid distribution, their draw is discarded
+            scores = scores.new_zeros((n, scores.shape[-1])).index_copy_(0, live, scores)
         logp = torch.log_softmax(scores, dim=-1)
         if temperature > 0:
             for warp in warpers:
@@ -111,9 +128,14 @@ def sample_tokens(
         tokens.append(token)
         logps.append(logp.gather(1, token[:, None])[:, 0].masked_fill(done, 0.0))
         done |= torch.isin(token, stops)
-        if bool(done.all()):
+        stopped = int(done[live].sum())  # sync: one per step, as the stop test needs anyway
+        if stopped == len(live):
             break
-        ids = token[:, None]
+        if drop_rows is not None and 4 * stopped >= len(live):
+            keep = (~done[live]).nonzero()[:, 0]
+            drop_rows(keep)
+            live = live[keep]
+        ids = token[live, None]
     return torch.stack(tokens, 1), torch.stack(logps, 1)
 
 

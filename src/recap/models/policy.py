@@ -206,10 +206,16 @@ class Policy:
             position = position + 1
             return out.last_hidden_state[:, -1]
 
+        def drop_rows(keep: Tensor) -> None:  # rows that stopped leave the batch
+            nonlocal mask, position, delta, one
+            mask, position, one = mask[keep], position[keep], one[keep]
+            delta = None if delta is None else delta[:, keep]
+            cache.batch_select_indices(keep)
+
         return decode.sample_tokens(
             step, head, rows.input_ids[:, -1:], max_new_tokens=max_new_tokens,
             temperature=temperature, top_p=top_p, banned_ids=self.banned_ids,
-            stop_ids=self.stop_ids, pad_id=self.pad_id)
+            stop_ids=self.stop_ids, pad_id=self.pad_id, drop_rows=drop_rows)
 
     def _hf_generate(self, prompt: PromptBatch, temperature: float, top_p: float,
                      max_new_tokens: int) -> tuple[Tensor, Tensor]:
