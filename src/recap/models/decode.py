@@ -17,16 +17,23 @@ it draws the same tokens as ``generate`` up to float round-off (tests/test_model
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
-from transformers import LogitsProcessor, PreTrainedTokenizerBase
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedTokenizerBase,
+)
 from transformers.cache_utils import DynamicLayer
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
 from recap.models.logprobs import banned_to_neg_inf
 
-__all__ = ["ReservedLayer", "SampledLogprobs", "decode_completions", "reserve", "sample_tokens"]
+__all__ = ["ReservedLayer", "SampledLogprobs", "decode_completions", "hf_generate", "reserve",
+           "sample_tokens"]
 
 
 class ReservedLayer(DynamicLayer):
@@ -167,6 +174,35 @@ class SampledLogprobs(LogitsProcessor):
         last = self.previous.gather(1, last_tokens[:, None])[:, 0]
         self.previous = None
         return torch.stack([*self.steps, last], dim=1)
+
+
+@torch.no_grad()
+def hf_generate(model: torch.nn.Module, prompt: Any, *, temperature: float, top_p: float,
+                max_new_tokens: int, banned_ids: Sequence[int], stop_ids: Sequence[int],
+                pad_id: int) -> tuple[Tensor, Tensor]:
+    """Sample with ``model.generate`` (models without a separable output layer, and the reference
+    the lean loop is tested against): ``(tokens, logprobs)``, ``[N, L]`` each, for the rows of
+    ``prompt`` (a ``PromptBatch``, one row per sample)."""
+    config = GenerationConfig(
+        do_sample=temperature > 0,
+        temperature=temperature if temperature > 0 else None,
+        top_p=top_p if temperature > 0 else None,
+        top_k=0,  # the library default (50) would silently truncate the distribution
+        repetition_penalty=1.0,
+        suppress_tokens=list(banned_ids) or None,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=list(stop_ids),
+        pad_token_id=pad_id,
+        return_dict_in_generate=True,
+    )
+    recorder = SampledLogprobs()
+    out = model.generate(
+        input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+        **prompt.token_inputs, **prompt.vision, generation_config=config,
+        logits_processor=LogitsProcessorList([recorder]),
+    )
+    sampled = out.sequences[:, prompt.input_ids.shape[1]:]  # [N, L]
+    return sampled, recorder.finish(sampled[:, -1])
 
 
 def decode_completions(tokenizer: PreTrainedTokenizerBase, ids: Tensor, mask: Tensor) -> list[str]:

@@ -40,10 +40,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import GenerationConfig, LogitsProcessorList, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from recap.models import decode, logprobs
-from recap.models.decode import SampledLogprobs, decode_completions
+from recap.models.decode import decode_completions
 from recap.models.encoding import ChatEncoder, PromptBatch, encode_targets
 from recap.tasks.record import Record
 
@@ -155,8 +155,10 @@ class Policy:
                 sampled, token_logp = self._decode(*split, unique, prompt, temperature, top_p,
                                                    max_new_tokens)
             else:
-                sampled, token_logp = self._hf_generate(prompt, temperature, top_p,
-                                                        max_new_tokens)
+                sampled, token_logp = decode.hf_generate(
+                    self.model, prompt, temperature=temperature, top_p=top_p,
+                    max_new_tokens=max_new_tokens, banned_ids=self.banned_ids,
+                    stop_ids=self.stop_ids, pad_id=self.pad_id)
         finally:
             self.model.train(was_training)
         is_stop = torch.isin(sampled, torch.tensor(self.stop_ids, device=sampled.device))
@@ -216,31 +218,6 @@ class Policy:
             step, head, rows.input_ids[:, -1:], max_new_tokens=max_new_tokens,
             temperature=temperature, top_p=top_p, banned_ids=self.banned_ids,
             stop_ids=self.stop_ids, pad_id=self.pad_id, drop_rows=drop_rows)
-
-    def _hf_generate(self, prompt: PromptBatch, temperature: float, top_p: float,
-                     max_new_tokens: int) -> tuple[Tensor, Tensor]:
-        """Sample with ``model.generate`` (models without a separable output layer, and the
-        reference the lean loop is tested against): ``(tokens, logprobs)``, ``[N, L]`` each."""
-        config = GenerationConfig(
-            do_sample=temperature > 0,
-            temperature=temperature if temperature > 0 else None,
-            top_p=top_p if temperature > 0 else None,
-            top_k=0,  # the library default (50) would silently truncate the distribution
-            repetition_penalty=1.0,
-            suppress_tokens=list(self.banned_ids) or None,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=list(self.stop_ids),
-            pad_token_id=self.pad_id,
-            return_dict_in_generate=True,
-        )
-        recorder = SampledLogprobs()
-        out = self.model.generate(
-            input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
-            **prompt.token_inputs, **prompt.vision, generation_config=config,
-            logits_processor=LogitsProcessorList([recorder]),
-        )
-        sampled = out.sequences[:, prompt.input_ids.shape[1]:]  # [N, L]
-        return sampled, recorder.finish(sampled[:, -1])
 
     def _prompt_cache(self, body: torch.nn.Module, prompt: PromptBatch,
                       length: int | None = None) -> tuple[Any, Any]:
