@@ -41,7 +41,7 @@ def test_train_takes_a_recipe_path_with_overrides(tmp_path):
 # The layer picture of docs/architecture.md, bottom (0) to top.
 LAYERS = {"parsing": 0, "tasks": 1, "config": 2, "models": 3, "rewards": 3, "weighting": 3,
           "reporting": 3, "evaluation": 4, "training": 5, "studies": 6, "integrations": 6,
-          "pretrain": 6, "toy": 6, "quickstart": 7, "cli": 8}
+          "pretraining": 6, "toy": 6, "quickstart": 7, "cli": 8}
 
 
 def test_imports_flow_down_the_layers():

@@ -31,7 +31,7 @@ def test_threads_option_sets_torch_threads_before_the_work(monkeypatch, tmp_path
 
 
 def test_pretrain_passes_threads_to_the_recipe(monkeypatch, tmp_path):
-    import recap.pretrain as pretrain_module
+    import recap.pretraining as pretrain_module
 
     seen = []
     monkeypatch.setattr(pretrain_module, "pretrain",
@@ -42,6 +42,23 @@ def test_pretrain_passes_threads_to_the_recipe(monkeypatch, tmp_path):
     assert seen == [(2, True)]
     assert CliRunner().invoke(app, ["pretrain", "--threads", "0"]).exit_code == 2
     assert len(seen) == 1
+
+
+def test_pretrain_takes_recipe_overrides(monkeypatch, tmp_path):
+    import recap.pretraining as pretrain_module
+
+    seen = []
+    monkeypatch.setattr(pretrain_module, "pretrain",
+                        lambda out, cfg, resume: seen.append(cfg) or out)
+    result = CliRunner().invoke(app, ["pretrain", "--out", str(tmp_path / "b"), "--steps", "8",
+                                      "--set", "anneal_steps=0",
+                                      "--set", "mixture.arith=[think, 2.0]"])
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert (cfg.steps, cfg.anneal_steps, cfg.mixture["arith"]) == (8, 0, ("think", 2.0))
+    assert cfg.mixture["count"] == ("answer", 1.0)  # the other tasks keep the shipped weights
+    bad = CliRunner().invoke(app, ["pretrain", "--set", "anneal_stepz=0"])
+    assert bad.exit_code == 2 and "anneal_stepz" in bad.output and len(seen) == 1
 
 
 def test_a_missing_model_folder_is_a_clear_error(tmp_path):

@@ -8,21 +8,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import recap.pretrain as pretrain_module
+import recap.pretraining.object_head as object_head_module
+from recap.evaluation.report import load_run_metrics
 from recap.models.loading import BASE_CHECKPOINT
-from recap.pretrain import (
+from recap.pretraining import (
     PretrainConfig,
     Stage,
-    _lr_at,
     batch_loss,
     changed_fields,
     object_head_loss,
     object_head_outputs,
     pretrain,
+    run_folder,
     sample_batch,
 )
+from recap.pretraining.loop import _lr_at
 from recap.tasks.registry import make_task
 from recap.tasks.shapes import COLORS, SHAPES
+from recap.training.checkpoint import STATE_FILE, latest_checkpoint, list_checkpoints
 
 SMALL = {"hidden_size": 32, "num_layers": 1, "intermediate_size": 64}
 
@@ -49,7 +52,7 @@ def test_batches_are_a_function_of_seed_and_step():
 def test_curriculum_stages_set_the_knobs_of_their_steps():
     easy = {"n_objects": (1, 1), "obj_size": (20, 20)}
     cfg = small_config(steps=10, batch_size=12, curriculum=[
-        Stage(0.5, knobs={"count": easy, "exists": easy}, weights={"arith": 0.0}),
+        Stage(until=0.5, knobs={"count": easy, "exists": easy}, weights={"arith": 0.0}),
     ])
     early, _ = sample_batch(cfg, 4)
     late, _ = sample_batch(cfg, 5)
@@ -165,6 +168,23 @@ def test_resumed_build_equals_uninterrupted(tmp_path):
     assert (resumed / "pretraining.png").stat().st_size > 1000
 
 
+def test_checkpoints_are_the_trainers_and_hold_the_object_head(tmp_path):
+    out = tmp_path / "b" / "base"
+    cfg = small_config(steps=3, save_every=1)
+    pretrain(out, cfg)
+    run = run_folder(out)
+    found = latest_checkpoint(run)
+    # The trainer's layout beside the output, two kept (steps 2 and 3 of the three saved).
+    assert [p.name for p in list_checkpoints(run)] == ["step-000002", "step-000003"]
+    assert found == run / "checkpoints" / "step-000003" and not (out / "checkpoints").exists()
+    weights = load_file(found / "model.safetensors")
+    assert weights["head.weight"].shape[0] == object_head_outputs(box_weight=1.0)
+    state = json.loads((found / STATE_FILE).read_text())
+    assert state["step"] == 3 and state["object_head"] == object_head_outputs(box_weight=1.0)
+    assert state["recipe"] == cfg.model_dump(mode="json")
+    assert [row["step"] for row in load_run_metrics(found)] == [1, 2, 3]
+
+
 def test_object_head_labels_each_object_at_its_centre_token(monkeypatch):
     """Fake visual tokens carry each object's shape, colour and box coordinates (in the 16x16
     grounding frame: 4-px cells, x1/y1 floored, x2/y2 ceiled) one-hot at the token of the 4x4 grid
@@ -194,7 +214,7 @@ def test_object_head_labels_each_object_at_its_centre_token(monkeypatch):
                     feats[i, c, labels + 17 * k + v] += sign
         return feats
 
-    monkeypatch.setattr(pretrain_module, "visual_tokens", fake_tokens)
+    monkeypatch.setattr(object_head_module, "visual_tokens", fake_tokens)
     records = make_task("count", "train", 24, seed=3) + make_task("digits", "train", 2, seed=3)
     shared = [r for r in records if "objects" in r.meta
               and len({cell(o) for o in r.meta["objects"]}) < len(r.meta["objects"])]
@@ -226,7 +246,7 @@ def test_a_finished_build_resumes_into_its_annealing_phase(tmp_path):
     b = load_file(resumed / "model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
-    log = json.loads((resumed.with_name("base.ckpt") / "pretrain_log.json").read_text())["log"]
+    log = load_run_metrics(run_folder(resumed))
     assert [row["step"] for row in log] == [1, 2, 3, 4, 5, 6]
     assert log[4]["lr"] == pytest.approx(5e-4)
 
@@ -239,7 +259,7 @@ def test_resume_can_switch_the_object_head_off_but_not_change_its_shape(tmp_path
         pretrain(out, small_config(object_head_box_weight=0.0), resume=True)
     with pytest.warns(UserWarning, match="changed recipe"):
         pretrain(out, small_config(object_head_weight=0.0), resume=True)
-    log = json.loads((out.with_name("base.ckpt") / "pretrain_log.json").read_text())["log"]
+    log = load_run_metrics(run_folder(out))
     assert [("object_loss" in row) for row in log] == [True, True, False, False]
 
 

@@ -255,7 +255,7 @@ def run_quickstart(settings: QuickstartSettings = QuickstartSettings(),
     _prepare_out(out, settings.overwrite)
     model, pretrain_s = settings.model, None
     if settings.from_scratch:
-        from recap.pretrain import PretrainConfig, pretrain
+        from recap.pretraining import PretrainConfig, pretrain
 
         echo(f"--from-scratch: rebuilding the base model first; this takes about "
              f"{pretrain_minutes():.0f} min on one CPU core (the post-training comparison "

@@ -14,7 +14,7 @@ box term, hence ``object_head_box_weight=0``. Evaluates 64 records per task ever
 import sys
 import warnings
 
-from recap.pretrain import PretrainConfig, pretrain
+from recap.pretraining import PretrainConfig, pretrain
 
 warnings.simplefilter("ignore")  # the resume warns that the recipe changed: that is the point
 pretrain(sys.argv[1], PretrainConfig(steps=14000, object_head_weight=1e-9, object_head_box_weight=0,

@@ -2,7 +2,7 @@
 
     python docs/results/base_model/diagnose.py NAME '{"steps": 400, ...}'
 
-The JSON holds `recap.pretrain.PretrainConfig` fields, with `mixture` as {task: [template,
+The JSON holds `recap.config.PretrainConfig` fields, with `mixture` as {task: [template,
 weight]} (default: existence only) and `curriculum` as a list of `Stage` fields (default: none).
 `"flat": true` draws scenes on a flat floor and digits on plain paper (`shading=0`), the task
 defaults before the shaded floor was introduced. Writes /tmp/recap-diagnose/NAME/base and prints
@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from recap.pretrain import PretrainConfig, Stage, pretrain
+from recap.pretraining import PretrainConfig, Stage, pretrain
 
 name, overrides = sys.argv[1], json.loads(sys.argv[2])
 mixture = overrides.pop("mixture", {"exists": ["answer", 1.0]})

@@ -17,7 +17,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from recap.models import load_policy
-from recap.pretrain import object_token, visual_tokens
+from recap.pretraining import object_token, visual_tokens
 from recap.tasks.registry import make_task
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 
     python docs/results/base_model/short_build.py NAME '{"steps": 800}' [--resume]
 
-The JSON holds `recap.pretrain.PretrainConfig` fields laid over its defaults (the shipped
+The JSON holds `recap.config.PretrainConfig` fields laid over its defaults (the shipped
 mixture and curriculum; the curriculum's stages are fractions of `steps`). Evaluates 64 records
 per task every 400 steps, 100 at the end; writes /tmp/recap-short/NAME/base and prints the final
 held-out accuracies. With ``"save_every"`` in the JSON it checkpoints, and ``--resume`` continues
@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from recap.pretrain import PretrainConfig, pretrain
+from recap.pretraining import PretrainConfig, pretrain
 
 name, over = sys.argv[1], json.loads(sys.argv[2])
 defaults = {"eval_every": 400, "eval_n": 64, "final_eval_n": 100, "save_every": 10**9}

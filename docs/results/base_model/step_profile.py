@@ -14,7 +14,7 @@ import time
 import torch
 
 from recap.models import load_policy
-from recap.pretrain import PretrainConfig, batch_loss, object_head_loss, sample_batch
+from recap.pretraining import PretrainConfig, batch_loss, object_head_loss, sample_batch
 from recap.tasks.shapes import COLORS, SHAPES
 
 torch.set_num_threads(int(sys.argv[1]))

@@ -14,7 +14,7 @@ import sys
 import torch
 
 from recap.models import TinyConfig, build_tiny_model, load_policy
-from recap.pretrain import object_token, visual_tokens
+from recap.pretraining import object_token, visual_tokens
 from recap.tasks.registry import make_task
 from recap.tasks.shapes import SHAPES
 

@@ -15,11 +15,20 @@ Resolution order of :func:`load_config`: preset (applied to the lab base recipe)
 
 Modules: :mod:`~recap.config.schema` (the pydantic models), :mod:`~recap.config.checks` (cross-field
 rules), :mod:`~recap.config.presets` (the lab base recipe and the papers' named variants),
-:mod:`~recap.config.overrides` (merges and ``key=value``) and :mod:`~recap.config.loading`.
+:mod:`~recap.config.overrides` (merges and ``key=value``), :mod:`~recap.config.loading` and
+:mod:`~recap.config.pretrain` (the base-model recipe of ``recap pretrain``).
 """
 
 from recap.config.loading import load_config, validate_config
 from recap.config.overrides import apply_override, deep_merge
+from recap.config.pretrain import (
+    ANNEAL_FIELDS,
+    PretrainConfig,
+    Stage,
+    changed_fields,
+    default_curriculum,
+    pretrain_config,
+)
 from recap.config.schema import (
     COMBINED_OBJECTIVE,
     BatchPer,
@@ -48,9 +57,10 @@ from recap.config.schema import (
 )
 
 __all__ = [
-    "COMBINED_OBJECTIVE", "BatchPer", "CheckpointSpec", "ConfigError", "DomainSpec", "EvalSpec",
-    "FileSource", "KLKind", "KLSpec", "LoggingSpec", "LoraSpec", "Mode", "ModelSpec", "OptimSpec",
-    "RLSpec", "RestartSpec", "Role", "RunConfig", "SamplingSpec", "Strategy", "TemplateName",
-    "TrainSpec", "WeightingName", "WeightingSpec", "apply_override", "deep_merge",
-    "load_config", "validate_config",
+    "ANNEAL_FIELDS", "COMBINED_OBJECTIVE", "BatchPer", "CheckpointSpec", "ConfigError",
+    "DomainSpec", "EvalSpec", "FileSource", "KLKind", "KLSpec", "LoggingSpec", "LoraSpec", "Mode",
+    "ModelSpec", "OptimSpec", "PretrainConfig", "RLSpec", "RestartSpec", "Role", "RunConfig",
+    "SamplingSpec", "Stage", "Strategy", "TemplateName", "TrainSpec", "WeightingName",
+    "WeightingSpec", "apply_override", "changed_fields", "deep_merge", "default_curriculum",
+    "load_config", "pretrain_config", "validate_config",
 ]
