@@ -279,6 +279,8 @@ def study(
                              "torch threads."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per worker."),
     seeds: str = typer.Option(None, "--seeds", help="Override the training seeds, e.g. 0,1,2."),
+    set_: list[str] = typer.Option([], "--set", help="Override a study-file field, e.g. "
+                                   "eval.n=200 (a changed eval plan re-evaluates every model)."),
     report_only: bool = typer.Option(False, "--report-only", help="Only recompute study.json "
                                      "and the report from finished runs."),
 ) -> None:
@@ -289,7 +291,7 @@ def study(
 
     try:
         overrides = {"seeds": [int(x) for x in seeds.split(",")]} if seeds else None
-        spec = load_study(file, overrides)
+        spec = load_study(file, overrides, set_)
     except (ConfigError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None

@@ -23,13 +23,21 @@ paired by record (:mod:`recap.studies.stats`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recap.config import ConfigError, RunConfig, deep_merge, load_config, validate_config
+from recap.config import (
+    ConfigError,
+    RunConfig,
+    apply_override,
+    deep_merge,
+    load_config,
+    validate_config,
+)
 
 __all__ = ["ArmSpec", "EvalPlan", "RolloutPlan", "StudySpec", "load_study", "rollouts_path"]
 
@@ -147,8 +155,11 @@ def rollouts_path(output_dir: Path) -> Path:
     return Path(output_dir) / "rollouts" / "rollouts.jsonl"
 
 
-def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
-    """Read and validate a study file; ``overrides`` (e.g. ``{"seeds": [0]}``) replace fields."""
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None,
+               sets: Sequence[str] = ()) -> StudySpec:
+    """Read and validate a study file; ``overrides`` (e.g. ``{"seeds": [0]}``) replace fields,
+    then each ``key=value`` of ``sets`` (``recap study --set eval.n=200``, as ``recap train
+    --set``)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -157,6 +168,8 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> Stu
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a study file is a mapping at top level")
     data = deep_merge(data, overrides or {})
+    for item in sets:
+        data = apply_override(data, item)
     data.setdefault("root", str(path.parent))
     try:
         return StudySpec.model_validate(data)
