@@ -466,6 +466,22 @@ def test_lean_decode_drops_stopped_rows_and_still_draws_what_generate_draws(monk
     assert int(lengths.min()) < int(lengths.max())  # rows did stop at different lengths
 
 
+def test_lean_decode_under_eager_attention_draws_what_generate_draws(tiny_dir):
+    """Eager attention adds its mask to the scores, so the loop hands it the 2D mask (SDPA gets
+    the 4D boolean one, tested above): both paths draw generate's tokens."""
+    pol = load_policy(tiny_dir)
+    pol.model.set_attn_implementation("eager")
+    records = _records()
+    runs = []
+    for lean in (True, False):
+        pol.lean_decode = lean
+        torch.manual_seed(4)
+        runs.append(pol.generate(records, _prompts(records), num_samples=2, max_new_tokens=10))
+    a, b = runs
+    assert a.texts == b.texts and torch.equal(a.completion_ids, b.completion_ids)
+    assert torch.allclose(a.logprobs, b.logprobs, atol=2e-5, rtol=0)
+
+
 def test_reserved_cache_layer_reads_like_a_growing_one():
     from transformers.cache_utils import DynamicCache
 

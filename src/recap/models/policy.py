@@ -188,7 +188,6 @@ class Policy:
         _, cache = self._prompt_cache(body, unique, cut)
         cache.batch_repeat_interleave(num_samples)
         decode.reserve(cache, max_new_tokens + 1)
-        mask = rows.attention_mask[:, :cut]
         position = _positions(rows.attention_mask)[:, -1:]  # the last prompt token's [N, 1]
         delta = None
         if self._mrope and len(unique.vision):  # text positions after the image grid
@@ -197,20 +196,23 @@ class Policy:
         # that dispatches images (~10 % of a decode step on the lab model).
         text = getattr(body, "language_model", body)
         cache_kw = _cache_kwarg(text)
-        one = torch.ones_like(mask[:, :1])
+        layers = getattr(cache, "layers", None) or [None]
+        full = all(isinstance(layer, decode.ReservedLayer) for layer in layers)
+        sdpa = getattr(text.config, "_attn_implementation", None) == "sdpa"
+        mask = decode.DecodeMask(rows.attention_mask[:, :cut], max_new_tokens + 1, full and sdpa)
 
         def step(ids: Tensor) -> Tensor:
-            nonlocal mask, position
-            mask = torch.cat([mask, one], 1)
+            nonlocal position
             pos = position if delta is None else position[None].expand(3, -1, -1) + delta
-            out = text(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+            out = text(input_ids=ids, attention_mask=mask.grow(), position_ids=pos, use_cache=True,
                        **{cache_kw: cache})
             position = position + 1
             return out.last_hidden_state[:, -1]
 
         def drop_rows(keep: Tensor) -> None:  # rows that stopped leave the batch
-            nonlocal mask, position, delta, one
-            mask, position, one = mask[keep], position[keep], one[keep]
+            nonlocal position, delta
+            mask.select(keep)
+            position = position[keep]
             delta = None if delta is None else delta[:, keep]
             cache.batch_select_indices(keep)
 
