@@ -63,6 +63,7 @@ def test_two_arm_two_seed_study_runs_resumes_and_reports(tiny, tmp_path):
         assert (out / name).is_file(), name
     assert json.loads((out / "study.json").read_text()) == json.loads(json.dumps(result))
     assert result["targets"] == ["count_think"]
+    assert all(a["targets"] == ["count_think"] for a in result["arms"].values())
     assert "count_think/accuracy" in result["metrics"] and "exists/f1" not in result["metrics"]
     for arm in ("reasoning-only", "uniform"):
         for seed in (0, 1):  # ordinary run directories, trained with their own seed
@@ -204,3 +205,28 @@ def test_an_arm_trains_on_another_arms_rollouts_after_it(tiny, tmp_path):
                   "b": {"rollouts": {"arm": "a", "domain": "x"}}}):
         with pytest.raises(ValueError, match="must be an arm that does not itself"):
             StudySpec(arms=arms)
+
+
+def test_reading_names_each_arm_its_own_target():
+    """Arms trained on different tasks: each arm's target is its own reasoning domain; the other
+    arm's target is a general metric for it (a cross-task loss shows as forgetting)."""
+    from recap.studies.report import reading
+
+    def diff(d: float) -> dict:
+        return {"diff": d, "ci_low": d - 0.05, "ci_high": d + 0.05, "p": 0.01}
+
+    keys = ["count_think/accuracy", "arith/accuracy", "ground/acc@0.5"]
+    result = {
+        "seeds": [0, 1, 2], "reference": None, "targets": ["arith", "count_think"],
+        "metrics": keys,
+        "arms": {"count-sft": {"targets": ["count_think"]}, "arith-sft": {"targets": ["arith"]}},
+        "comparisons": {
+            "count-sft vs base": dict(zip(keys, map(diff, [0.46, -0.18, -0.43]), strict=True)),
+            "arith-sft vs base": dict(zip(keys, map(diff, [0.0, 0.02, 0.0]), strict=True)),
+        },
+    }
+    count, arith = reading(result)
+    assert "target count_think/accuracy +46.0" in count and "arith/accuracy -18.0" in count
+    assert count.index("arith/accuracy") > count.index("Forgot")  # a cross-task loss
+    assert "target arith/accuracy +2.0" in arith and "count_think" not in arith
+    assert "not distinguishable" in arith

@@ -173,17 +173,19 @@ def collect(spec: StudySpec, out: str | Path) -> dict[str, Any]:
     for arm, arm_spec in spec.arms.items():
         evals = [_load(eval_path(out, arm, s)) for s in spec.seeds]
         mats[arm] = {k: np.asarray([_scores(e, k, ids) for e in evals]) for k in keys}
-        parts, train_s = [], []
+        parts, train_s, own = [], [], set()
         for s in spec.seeds:
             recipe = _recipe(out, arm, s)
             domains = recipe["domains"]
-            targets |= {d["name"] for d in domains if d["role"] == "reasoning"}
+            own |= {d["name"] for d in domains if d["role"] == "reasoning"}
             apply = recipe.get("weighting", {}).get("apply", "loss")
             parts.append(exposure(load_run_metrics(run_dir(out, arm, s)), domains, apply))
             done = run_dir(out, arm, s) / "study_run.json"
             train_s.append(json.loads(done.read_text()).get("train_s"))
+        targets |= own
         arms[arm] = {
             "label": arm_spec.label or arm,
+            "targets": sorted(t for t in ids if t in own),  # its own reasoning domains
             "metrics": {k: estimate(m, _bounds(k)).as_dict() for k, m in mats[arm].items()},
             "exposure": _mean_exposure(parts),
             "train_s": train_s,
@@ -231,16 +233,17 @@ def _is_rate(key: str) -> bool:
 
 
 def reading(result: Mapping[str, Any]) -> list[str]:
-    """Plain-language lines: per arm the target change, the general metrics whose interval
-    lies below 0 (forgetting), and the comparison with the reference arm."""
-    targets = set(result["targets"])
+    """Plain-language lines: per arm the change of its own targets (the reasoning domains it
+    trained; another arm's target counts as a general metric), the general metrics whose
+    interval lies below 0 (forgetting), and the comparison with the reference arm."""
     keys = [k for k in result["metrics"] if _is_rate(k) and not k.endswith("/format")]
     n_seeds = len(result["seeds"])
     lines = []
     if n_seeds == 1:
         lines.append("One training seed: the intervals hold the test records' variance only, "
                      "not the seeds'; a claim about a method needs several seeds.")
-    for arm in result["arms"]:
+    for arm, summary in result["arms"].items():
+        targets = set(summary.get("targets", result["targets"]))  # older study.json: the union
         cmp = result["comparisons"][f"{arm} vs base"]
         tgt = [f"{k} {_ci(cmp[k])}" for k in keys if k.split("/")[0] in targets]
         lost = [f"{k} {_ci(cmp[k])}" for k in keys
