@@ -160,6 +160,12 @@ def test_exposure_counts_prompts_and_loss_shares():
     assert ex["domain_loss_share"] == pytest.approx({"r": 1 / 3, "g": 1 / 3, "s": 1 / 3})
     assert ex["objectives"]["sft:s"]["loss_share"] == pytest.approx(0.5 / 3.5)
 
+    # one combined advantage per RL domain (rl.advantage: combined): its objective is "reward"
+    rows = [{"prompts/r": 2, "prompts/s": 2, "lambda/reward": 1.0, "lambda/sft:s": 3.0}]
+    ex = exposure(rows, domains, combined=True)
+    assert ex["objectives"]["reward"]["loss_share"] == pytest.approx(1 / 4)
+    assert ex["domain_loss_share"] == pytest.approx({"r": 1 / 4, "g": 0.0, "s": 3 / 4})
+
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs" / "studies")
                                         .glob("*.yaml")), ids=lambda p: p.name)

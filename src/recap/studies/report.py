@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from recap.config import COMBINED_OBJECTIVE
 from recap.evaluation.report import load_run_metrics
 from recap.reporting.markdown import html_page, html_table, md_table
 from recap.studies.runner import eval_path, run_dir
@@ -75,7 +76,7 @@ def _recipe(out: Path, arm: str, seed: int) -> dict[str, Any]:
 
 
 def exposure(rows: Sequence[Mapping[str, Any]], domains: Sequence[Mapping[str, Any]],
-             apply: str = "loss") -> dict[str, Any]:
+             apply: str = "loss", combined: bool = False) -> dict[str, Any]:
     """What one run trained on: prompts per domain and role, and per objective its mean weight
     (with its range over steps) and its mean share of the loss coefficients.
 
@@ -88,12 +89,19 @@ def exposure(rows: Sequence[Mapping[str, Any]], domains: Sequence[Mapping[str, A
     (``apply="rewards"``) an RL domain's surrogate has coefficient 1 / (RL domains present) and
     an SFT domain's its lambda; the domain shares are those coefficients normalised, and an
     objective's share is its lambda over the present objectives' sum (a share of weight).
+    ``combined`` (``rl.advantage: combined``): an RL domain's rewards form one objective,
+    ``COMBINED_OBJECTIVE``.
     """
     roles = {d["name"]: d["role"] for d in domains}
     modes = {d["name"]: d["mode"] for d in domains}
-    carries = {d["name"]: ([f"{d['name']}/{r}" if apply == "rewards" else r
-                            for r in d.get("rewards") or []] if d["mode"] == "rl"
-                           else [f"sft:{d['name']}"]) for d in domains}
+    def objectives(d: Mapping[str, Any]) -> list[str]:
+        if d["mode"] != "rl":
+            return [f"sft:{d['name']}"]
+        if apply == "rewards":
+            return [f"{d['name']}/{r}" for r in d.get("rewards") or []]
+        return [COMBINED_OBJECTIVE] if combined else list(d.get("rewards") or [])
+
+    carries = {d["name"]: objectives(d) for d in domains}
     prompts = {n: 0.0 for n in roles}
     lam: dict[str, list[float]] = {}
     share: dict[str, list[float]] = {}
@@ -179,7 +187,9 @@ def collect(spec: StudySpec, out: str | Path) -> dict[str, Any]:
             domains = recipe["domains"]
             own |= {d["name"] for d in domains if d["role"] == "reasoning"}
             apply = recipe.get("weighting", {}).get("apply", "loss")
-            parts.append(exposure(load_run_metrics(run_dir(out, arm, s)), domains, apply))
+            combined = recipe.get("rl", {}).get("advantage") == "combined"
+            parts.append(exposure(load_run_metrics(run_dir(out, arm, s)), domains, apply,
+                                  combined))
             done = run_dir(out, arm, s) / "study_run.json"
             train_s.append(json.loads(done.read_text()).get("train_s"))
         targets |= own
