@@ -57,10 +57,11 @@ def validate_config(data: dict[str, Any], source: str = "recipe",
     try:
         return RunConfig.model_validate(data, context={"rewards": frozenset(rewards)})
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid recipe\n" + _format_errors(exc)) from None
+        raise ConfigError(f"{source}: invalid recipe\n" + format_errors(exc)) from None
 
 
-def _format_errors(exc: ValidationError) -> str:
+def format_errors(exc: ValidationError) -> str:
+    """A pydantic error as one indented line per field (``loc: message (got value)``)."""
     lines = []
     for err in exc.errors():
         msg = err["msg"].removeprefix("Value error, ")

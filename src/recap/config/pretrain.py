@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from recap.config.loading import _format_errors
+from recap.config.loading import format_errors
 from recap.config.overrides import apply_override
 from recap.config.schema import ConfigError, TemplateName, _Model
 
@@ -179,4 +179,4 @@ def pretrain_config(overrides: Iterable[str] = (), **fields: Any) -> PretrainCon
     try:
         return PretrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("invalid pretraining recipe\n" + _format_errors(exc)) from None
+        raise ConfigError("invalid pretraining recipe\n" + format_errors(exc)) from None
