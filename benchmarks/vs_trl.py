@@ -91,6 +91,14 @@ def summarise(runs: list[dict]) -> dict:
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "steps_timed": len(step_s)}
 
 
+def round_ratios(runs: dict[str, list[dict]]) -> list[float]:
+    """recap / TRL throughput of each round (its two runs back to back): the spread shows how
+    much of a difference between whole runs is the VM's noise."""
+    def tps(r: dict) -> float:
+        return sum(r["tokens"]) / sum(r["step_s"])
+    return [tps(a) / tps(b) for a, b in zip(runs["recap"], runs["trl"], strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
@@ -118,13 +126,15 @@ def main() -> None:
     report = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d"),
               "hardware": f"{platform.machine()}, {platform.system()}, 1 torch thread per run",
               "trl": trl.__version__, "recipe": RECIPE, "wall_s": time.time() - t0,
-              "summary": summary, "throughput_ratio_recap_over_trl": ratio, "runs": runs}
+              "summary": summary, "throughput_ratio_recap_over_trl": ratio,
+              "round_ratios": round_ratios(runs), "runs": runs}
     for side, s in summary.items():
         print(f"{side:>5}: median step {s['median_step_s']:.2f} s, "
               f"{s['mean_tokens_per_step']:.0f} completion tokens/step, "
               f"{s['tokens_per_s']:.0f} tokens/s, peak RSS {s['peak_rss_mb']:.0f} MB "
               f"({s['steps_timed']} steps)")
-    print(f"recap / TRL throughput (completion tokens/s): {ratio:.2f}x")
+    print(f"recap / TRL throughput (completion tokens/s): {ratio:.2f}x (per round: "
+          + ", ".join(f"{r:.2f}x" for r in report["round_ratios"]) + ")")
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(report, indent=1))
