@@ -196,8 +196,8 @@ class Policy:
         # that dispatches images (~10 % of a decode step on the lab model).
         text = getattr(body, "language_model", body)
         cache_kw = _cache_kwarg(text)
-        layers = getattr(cache, "layers", None) or [None]
-        full = all(isinstance(layer, decode.ReservedLayer) for layer in layers)
+        layers = getattr(cache, "layers", None) or []
+        full = bool(layers) and all(isinstance(x, decode.ReservedLayer) for x in layers)
         sdpa = getattr(text.config, "_attn_implementation", None) == "sdpa"
         mask = decode.DecodeMask(rows.attention_mask[:, :cut], max_new_tokens + 1, full and sdpa)
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from recap.config.pretrain import ANNEAL_FIELDS, PretrainConfig, changed_fields
 from recap.evaluation.evaluator import generate_texts
+from recap.evaluation.metrics import reward_scores
 from recap.evaluation.report import load_run_metrics
 from recap.models import Policy, TinyConfig, build_tiny_model, load_policy
 from recap.pretraining.data import batch_loss, sample_batch
@@ -38,7 +39,6 @@ from recap.pretraining.object_head import (
     object_head_outputs,
     vision_feature_norm,
 )
-from recap.rewards import get_reward
 from recap.tasks.prompts import render_prompt
 from recap.tasks.registry import make_task
 from recap.training.checkpoint import (
@@ -287,8 +287,6 @@ def _train_step(build: _Build, step: int) -> dict[str, Any]:
 @torch.no_grad()
 def quick_eval(policy: Policy, cfg: PretrainConfig, n: int, seed: int = 12345) -> dict[str, float]:
     """Greedy accuracy per pretraining task on the held-out test split (reward-based)."""
-    accuracy = get_reward("accuracy")
-    iou = get_reward("iou")
     out: dict[str, float] = {}
     for name, (template, _) in cfg.mixture.items():
         records = make_task(name, "test", n, seed=seed, **cfg.task_knobs.get(name, {}))
@@ -296,10 +294,9 @@ def quick_eval(policy: Policy, cfg: PretrainConfig, n: int, seed: int = 12345) -
         # describe lists every object with its box (~20 tokens each); the rest answer briefly.
         budget = 96 if template == "think" else 200 if name == "describe" else 32
         texts, _ = generate_texts(policy, records, prompts, 32, budget)
-        pairs = list(zip(texts, records, strict=True))
-        out[f"{name}/accuracy"] = float(np.mean([accuracy(t, r) for t, r in pairs]))
-        if name == "ground":
-            out["ground/iou"] = float(np.mean([iou(t, r) for t, r in pairs]))
+        rewards = {"accuracy": "accuracy"} | ({"iou": "iou"} if name == "ground" else {})
+        for metric, scores in reward_scores(rewards, texts, records).items():
+            out[f"{name}/{metric}"] = float(np.mean(scores))
     return out
 
 

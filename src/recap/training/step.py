@@ -281,8 +281,7 @@ def _forward(run: Run, mb: MicroBatch) -> tuple[dict[str, Any], Any]:
         with run.acc.no_sync(run.objectives):  # data parallel: reduce once, after the last
             run.acc.backward(loss)  # SFT terms into the weights, RL terms into the leaves
         for j, (i, rows) in enumerate(chunks):
-            last = j == len(chunks) - 1
-            with nullcontext() if last else run.acc.no_sync(run.objectives):
+            with _accumulating(run, last=j == len(chunks) - 1):
                 grad = leaves[i].grad.index_select(0, torch.tensor(rows, device=loss.device))
                 run.objectives(mb, rows=(i, rows)).backward(grad)
 
