@@ -466,9 +466,19 @@ def test_lean_decode_drops_stopped_rows_and_still_draws_what_generate_draws(monk
     assert int(lengths.min()) < int(lengths.max())  # rows did stop at different lengths
 
 
-def test_lean_decode_under_eager_attention_draws_what_generate_draws(tiny_dir):
-    """Eager attention adds its mask to the scores, so the loop hands it the 2D mask (SDPA gets
-    the 4D boolean one, tested above): both paths draw generate's tokens."""
+@pytest.mark.parametrize("path", ["cascade", "repeated"])
+def test_lean_decode_under_eager_attention_draws_what_generate_draws(path, tiny_dir, monkeypatch):
+    """Both decode paths under eager attention: the cascade one (its own attention function
+    replaces the model's) and the repeated-cache one models without full attention everywhere
+    take (eager adds the 2D mask to its scores): both draw generate's tokens."""
+    from recap.models import cascade
+
+    calls = []
+    original = cascade.cascade_attention
+    monkeypatch.setitem(cascade.AttentionInterface._global_mapping, cascade.NAME,
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    if path == "repeated":
+        monkeypatch.setattr(cascade, "supports", lambda *args: False)
     pol = load_policy(tiny_dir)
     pol.model.set_attn_implementation("eager")
     records = _records()
@@ -478,8 +488,57 @@ def test_lean_decode_under_eager_attention_draws_what_generate_draws(tiny_dir):
         torch.manual_seed(4)
         runs.append(pol.generate(records, _prompts(records), num_samples=2, max_new_tokens=10))
     a, b = runs
+    assert bool(calls) == (path == "cascade")
+    assert pol.model.config.text_config._attn_implementation == "eager"  # restored
     assert a.texts == b.texts and torch.equal(a.completion_ids, b.completion_ids)
     assert torch.allclose(a.logprobs, b.logprobs, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", ["cpu_flash", "any_device"])
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_cascade_attention_equals_attention_over_prompt_and_completion(kv_heads, kernel,
+                                                                       monkeypatch):
+    """Prompt keys once per prompt + each row's completion keys, merged by log-sum-exp, equal
+    SDPA over the row's ``[left-padded prompt | completion]`` (float32, tight tolerance): with
+    padding, grouped-query heads, and after rows left the batch; with the CPU flash kernel and
+    with the products written out (other devices)."""
+    import torch.nn.functional as F
+    from transformers.cache_utils import DynamicLayer
+
+    from recap.models import cascade
+    from recap.models.cascade import CascadeState, cascade_attention
+
+    if kernel == "any_device":
+        monkeypatch.setattr(cascade, "_attend", cascade._attend_any_device)
+
+    torch.manual_seed(0)
+    prompts, samples, heads, dim, p_len, done = 3, 4, 4, 8, 7, 5
+    prompt_mask = torch.ones(prompts, p_len, dtype=torch.long)
+    prompt_mask[0, :3], prompt_mask[2, :1] = 0, 0  # left padding
+    pk, pv = torch.randn(2, prompts, kv_heads, p_len, dim).unbind(0)
+    layer = DynamicLayer()
+    layer.update(pk, pv)
+    cache = type("Cache", (), {"layers": [layer]})()
+    state = CascadeState(cache, samples, prompt_mask, capacity=done + 1)
+    ck, cv = torch.randn(2, prompts * samples, kv_heads, done, dim).unbind(0)
+    state.layers[0].update(ck, cv)
+    keep = torch.tensor([0, 2, 3, 5, 9, 10, 11])  # rows still decoding
+    state.select(keep)
+    state.layers[0].batch_select_indices(keep)
+    query = torch.randn(len(keep), heads, 1, dim)
+    module = type("Attention", (), {"layer_idx": 0})()
+    out, _ = cascade_attention(module, query, *state.layers[0].update(
+        *torch.randn(2, len(keep), kv_heads, 1, dim).unbind(0)), state, scaling=0.3)
+
+    rows = keep // samples
+    keys = torch.cat([pk[rows], state.layers[0].keys], 2)
+    values = torch.cat([pv[rows], state.layers[0].values], 2)
+    allowed = torch.cat([prompt_mask[rows], torch.ones(len(keep), done + 1, dtype=torch.long)], 1)
+    expected = F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=allowed.bool()[:, None, None], scale=0.3,
+        enable_gqa=True)
+    assert out.shape == (len(keep), 1, heads, dim)
+    assert torch.allclose(out, expected.transpose(1, 2), atol=1e-6, rtol=0)
 
 
 def test_reserved_cache_layer_reads_like_a_growing_one():

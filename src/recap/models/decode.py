@@ -72,27 +72,19 @@ class ReservedLayer(DynamicLayer):
 
 
 class DecodeMask:
-    """A decode loop's attention mask, grown in place like :class:`ReservedLayer`'s cache.
+    """A decode loop's 2D attention mask, grown in place like :class:`ReservedLayer`'s cache."""
 
-    ``four_d``: hand the model the ``[N, 1, 1, length]`` boolean mask SDPA reads (transformers
-    passes a 4D mask through as is), which skips building it from the 2D mask at every token
-    (~12 % of a decode step on the lab model, same outputs bit for bit). Only for SDPA
-    attention over full-length caches: eager attention adds its mask, and sliding-window layers
-    need their own.
-    """
-
-    def __init__(self, prompt_mask: Tensor, extra: int, four_d: bool) -> None:
+    def __init__(self, prompt_mask: Tensor, extra: int) -> None:
         n, length = prompt_mask.shape
-        self.allowed = torch.zeros((n, length + extra), dtype=torch.bool, device=prompt_mask.device)
-        self.allowed[:, :length] = prompt_mask.bool()
-        self.length, self.four_d = length, four_d
+        self.allowed = torch.zeros((n, length + extra), dtype=torch.long, device=prompt_mask.device)
+        self.allowed[:, :length] = prompt_mask
+        self.length = length
 
     def grow(self) -> Tensor:
         """The mask with one more position: the token fed to the model now."""
-        self.allowed[:, self.length] = True
+        self.allowed[:, self.length] = 1
         self.length += 1
-        view = self.allowed[:, :self.length]
-        return view[:, None, None, :] if self.four_d else view.long()
+        return self.allowed[:, :self.length]
 
     def select(self, keep: Tensor) -> None:
         """Keep only the rows ``keep``."""

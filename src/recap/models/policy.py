@@ -30,6 +30,7 @@ and 1,024 new tokens).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
-from recap.models import decode, logprobs
+from recap.models import cascade, decode, logprobs
 from recap.models.decode import decode_completions
 from recap.models.encoding import ChatEncoder, PromptBatch, encode_targets
 from recap.tasks.record import Record
@@ -181,13 +182,13 @@ class Policy:
                 rows: PromptBatch, temperature: float, top_p: float,
                 max_new_tokens: int) -> tuple[Tensor, Tensor]:
         """Sample with :func:`recap.models.decode.sample_tokens`: all but the last token of each
-        ``unique`` prompt encoded once (with its images), the cache repeated for the prompt's
-        ``rows`` with room for the completion, then one body call per token."""
+        ``unique`` prompt encoded once (with its images); the rows then decode one token per
+        body call against that cache. Full-attention models keep the prompt part once per
+        prompt and attend with :mod:`recap.models.cascade`; others get the cache repeated for
+        the prompt's ``rows`` with room for the completion."""
         num_samples = len(rows) // len(unique)
         cut = unique.input_ids.shape[1] - 1
         _, cache = self._prompt_cache(body, unique, cut)
-        cache.batch_repeat_interleave(num_samples)
-        decode.reserve(cache, max_new_tokens + 1)
         position = _positions(rows.attention_mask)[:, -1:]  # the last prompt token's [N, 1]
         delta = None
         if self._mrope and len(unique.vision):  # text positions after the image grid
@@ -196,30 +197,36 @@ class Policy:
         # that dispatches images (~10 % of a decode step on the lab model).
         text = getattr(body, "language_model", body)
         cache_kw = _cache_kwarg(text)
-        layers = getattr(cache, "layers", None) or []
-        full = bool(layers) and all(isinstance(x, decode.ReservedLayer) for x in layers)
-        sdpa = getattr(text.config, "_attn_implementation", None) == "sdpa"
-        mask = decode.DecodeMask(rows.attention_mask[:, :cut], max_new_tokens + 1, full and sdpa)
+        if cascade.supports(text, cache):
+            state = cascade.CascadeState(cache, num_samples, unique.attention_mask[:, :cut],
+                                         max_new_tokens + 1)
+            masks, select, attention = state.masks, state.select, cascade.cascade_decoding(text)
+        else:
+            cache.batch_repeat_interleave(num_samples)
+            decode.reserve(cache, max_new_tokens + 1)
+            mask = decode.DecodeMask(rows.attention_mask[:, :cut], max_new_tokens + 1)
+            masks, select, attention = mask.grow, mask.select, contextlib.nullcontext()
 
         def step(ids: Tensor) -> Tensor:
             nonlocal position
             pos = position if delta is None else position[None].expand(3, -1, -1) + delta
-            out = text(input_ids=ids, attention_mask=mask.grow(), position_ids=pos, use_cache=True,
+            out = text(input_ids=ids, attention_mask=masks(), position_ids=pos, use_cache=True,
                        **{cache_kw: cache})
             position = position + 1
             return out.last_hidden_state[:, -1]
 
         def drop_rows(keep: Tensor) -> None:  # rows that stopped leave the batch
             nonlocal position, delta
-            mask.select(keep)
+            select(keep)
             position = position[keep]
             delta = None if delta is None else delta[:, keep]
             cache.batch_select_indices(keep)
 
-        return decode.sample_tokens(
-            step, head, rows.input_ids[:, -1:], max_new_tokens=max_new_tokens,
-            temperature=temperature, top_p=top_p, banned_ids=self.banned_ids,
-            stop_ids=self.stop_ids, pad_id=self.pad_id, drop_rows=drop_rows)
+        with attention:
+            return decode.sample_tokens(
+                step, head, rows.input_ids[:, -1:], max_new_tokens=max_new_tokens,
+                temperature=temperature, top_p=top_p, banned_ids=self.banned_ids,
+                stop_ids=self.stop_ids, pad_id=self.pad_id, drop_rows=drop_rows)
 
     def _prompt_cache(self, body: torch.nn.Module, prompt: PromptBatch,
                       length: int | None = None) -> tuple[Any, Any]:
