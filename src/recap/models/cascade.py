@@ -144,24 +144,25 @@ def cascade_attention(module: torch.nn.Module, query: Tensor, key: Tensor, value
     scale = dim ** -0.5 if scaling is None else scaling
     # Prompt part: every slot's query (G samples x the heads sharing a key/value head) attends
     # to its prompt's keys at once; slots of rows no longer computed get a zero query.
-    q = query.new_zeros((state.num_prompts * state.num_samples, heads, dim))
-    q = q.index_copy(0, state.slots, query[:, :, 0])
+    slots = state.num_prompts * state.num_samples
+    every = len(state.slots) == slots  # no row has left yet: slots are the rows, in order
+    q = query[:, :, 0] if every else query.new_zeros((slots, heads, dim)).index_copy(
+        0, state.slots, query[:, :, 0])
     q = q.view(state.num_prompts, state.num_samples, kv_heads, group, dim)
     q = q.permute(0, 2, 3, 1, 4).reshape(state.num_prompts, kv_heads, group * state.num_samples,
                                          dim)
     out_p, lse_p = _attend(q, layer.prompt_keys, layer.prompt_values, state.prompt_bias, scale)
     out_p = out_p.view(state.num_prompts, kv_heads, group, state.num_samples, dim)
-    out_p = out_p.permute(0, 3, 1, 2, 4).reshape(-1, heads, dim).index_select(0, state.slots)
+    out_p = out_p.permute(0, 3, 1, 2, 4).reshape(slots, heads, dim)
     lse_p = lse_p.view(state.num_prompts, kv_heads, group, state.num_samples)
-    lse_p = lse_p.permute(0, 3, 1, 2).reshape(-1, heads).index_select(0, state.slots)
+    lse_p = lse_p.permute(0, 3, 1, 2).reshape(slots, heads)
+    if not every:
+        out_p, lse_p = out_p.index_select(0, state.slots), lse_p.index_select(0, state.slots)
     # Completion part: each row over its own tokens, no padding among them.
-    q = query.view(n, kv_heads, group, dim)
-    out_c, lse_c = _attend(q, key, value, None, scale)
+    out_c, lse_c = _attend(query.view(n, kv_heads, group, dim), key, value, None, scale)
     out_c, lse_c = out_c.reshape(n, heads, dim), lse_c.reshape(n, heads)
-    # Merge the two softmaxes by their log-sum-exps.
-    top = torch.maximum(lse_p, lse_c)
-    w_p, w_c = torch.exp(lse_p - top)[..., None], torch.exp(lse_c - top)[..., None]
-    out = (w_p * out_p + w_c * out_c) / (w_p + w_c)
+    # The merge above, as e^{l_p} / (e^{l_p} + e^{l_c}) = sigmoid(l_p - l_c).
+    out = torch.lerp(out_c, out_p.to(out_c.dtype), torch.sigmoid(lse_p - lse_c)[..., None])
     return out.to(query.dtype)[:, None], None
 
 
