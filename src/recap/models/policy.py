@@ -153,8 +153,12 @@ class Policy:
         self.model.eval()
         try:
             if split is not None and self.lean_decode and unique.input_ids.shape[1] >= 2:
-                sampled, token_logp = self._decode(*split, unique, prompt, temperature, top_p,
-                                                   max_new_tokens)
+                # inference mode: less per-op bookkeeping than no_grad in a loop of small ops;
+                # its outputs are cloned out, as training later saves them for backward
+                with torch.inference_mode():
+                    sampled, token_logp = self._decode(*split, unique, prompt, temperature,
+                                                       top_p, max_new_tokens)
+                sampled, token_logp = sampled.clone(), token_logp.clone()
             else:
                 sampled, token_logp = decode.hf_generate(
                     self.model, prompt, temperature=temperature, top_p=top_p,
