@@ -5,8 +5,10 @@ step is dominated by per-token overhead, not by matrix products: ``generate`` re
 inputs, runs a processor pipeline and grows every layer's KV cache with ``torch.cat`` at each
 token (a copy of the whole cache per token, quadratic in the completion length). Here the prompt
 cache is computed once per prompt (shared by its G samples), each layer's cache gets room for
-the whole completion up front and is written in place (:class:`ReservedLayer`), and a step is
-one body call, the output layer on the last position, and one draw.
+the whole completion up front and is written in place, and a step is one body call, the output
+layer on the last position, and one draw. Full-attention models keep the prompt part once per
+prompt and attend with :mod:`recap.models.cascade`; others get it repeated per sample
+(:class:`ReservedLayer`, :class:`DecodeMask`).
 
 Sampling is ``generate``'s: float32 scores, banned tokens at -inf, the log-probs of the
 unmodified policy recorded before temperature and top-p (transformers' own warpers), one

@@ -20,7 +20,9 @@ placeholder would be read as an image slot by the teacher-forced forward and bre
 untrained model does sample them. So pi is the softmax over the other tokens, consistently.
 
 Sampling runs recap's own decode loop (:mod:`recap.models.decode`: each prompt encoded once
-for its G samples, the KV cache written in place, one body call per token, the global torch RNG)
+for its G samples and, with full attention, its keys/values read once per decode step for all G
+(:mod:`recap.models.cascade`), the KV cache written in place, one body call per token, the
+global torch RNG)
 and draws what ``model.generate`` draws; models without a separable output layer use
 ``model.generate``. ``Generation.logprobs`` is recorded one step at a time while sampling (in
 ``generate`` by a logits processor, :class:`SampledLogprobs`), not from ``output_logits``, which
