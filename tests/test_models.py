@@ -408,6 +408,54 @@ def test_shared_prefix_forward_equals_row_by_row(model, tiny_dir, text_lm_dir):
         assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("model", ["tiny", "text_lm", "lora"])
+def test_kept_prefill_gives_the_loss_forward_its_own_numbers(model, tiny_dir, text_lm_dir):
+    """``generate(keep_prefill=True)`` keeps the sampling's prompt pass (with grad) for the
+    first ``completion_logprobs``: same tokens as without it, and the log-probs and gradients of
+    the forward that encodes the prompts again (float32, to the bit on these models). Used
+    once, only by its own model, dropped by ``select``; not kept where dropout would make
+    sampling (eval mode) and the loss forward (train mode) differ."""
+    from dataclasses import replace
+
+    from recap.models.prefill import train_equivalent
+
+    path = {"text_lm": text_lm_dir}.get(model, tiny_dir)
+    pol = load_policy(path, lora=LoraSpec(r=4) if model == "lora" else None)
+    other = load_policy(path, lora=LoraSpec(r=4) if model == "lora" else None)
+    records = _records() if model != "text_lm" else _records()[2:] * 2
+    params = [p for p in pol.model.parameters() if p.requires_grad]
+    runs = []
+    for keep in (True, False):
+        torch.manual_seed(5)
+        runs.append(pol.generate(records, _prompts(records), num_samples=3, max_new_tokens=12,
+                                 keep_prefill=keep))
+    kept, plain = runs
+    assert kept.prefill is not None and plain.prefill is None
+    assert torch.equal(kept.completion_ids, plain.completion_ids)
+    assert kept.select([0, 1]).prefill is None
+    other.completion_logprobs(kept)  # another model (a reference) leaves it alone
+    assert not kept.prefill.used
+    pol.model.train()
+    results = []
+    for gen in (kept, replace(kept, prefill=None)):
+        logp = pol.completion_logprobs(gen)
+        results.append((logp.detach(), torch.autograd.grad(logp.sum(), params)))
+    assert kept.prefill.used
+    (a, grads_a), (b, grads_b) = results
+    assert torch.equal(a, b)
+    for x, y in zip(grads_a, grads_b, strict=True):
+        assert torch.equal(x, y)
+    assert any(float(x.abs().max()) > 0 for x in grads_a)
+    assert torch.equal(pol.completion_logprobs(kept).detach(), a)  # a second use recomputes
+
+    assert train_equivalent(pol.model)
+    dropout = load_policy(path, lora=LoraSpec(r=4, dropout=0.1))
+    assert not train_equivalent(dropout.model)
+    gen = dropout.generate(records, _prompts(records), num_samples=2, max_new_tokens=4,
+                           keep_prefill=True)
+    assert gen.prefill is None
+
+
 @pytest.mark.parametrize("model", ["tiny", "text_lm", "lora", "llava"])
 @pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
 def test_lean_decode_samples_what_generate_samples(model, temperature, top_p, tiny_dir,

@@ -372,6 +372,41 @@ def test_chunked_backward_gives_the_one_pass_gradient(weighting, tiny, tmp_path,
     assert any(float(a.abs().max()) > 1e-3 for a in one)  # a real gradient, not zeros
 
 
+def test_kept_prefill_changes_no_number_of_a_step(tiny, tmp_path, monkeypatch):
+    """One forward per batch of rollouts: the sampling's prompt pass serves the loss forward
+    (``keep_prefill``), and the step's gradient is the one of a step that encodes the prompts
+    again, to the bit; with gradient accumulation it is not asked for."""
+    from recap.models.policy import Policy
+
+    grads, kept = {}, []
+    original_step, original_generate = step_module._optimizer_step, Policy.generate
+
+    def record(run, ok):
+        params = [p for g in run.optimizer.param_groups for p in g["params"]]
+        grads[run.cfg.output_dir] = [p.grad.clone() for p in params if p.grad is not None]
+        return original_step(run, ok)
+
+    def spy(self, *args, keep_prefill=False, **kwargs):
+        gen = original_generate(self, *args, keep_prefill=keep_prefill, **kwargs)
+        kept.append(gen.prefill is not None)
+        return gen
+
+    monkeypatch.setattr(step_module, "_optimizer_step", record)
+    monkeypatch.setattr(Policy, "generate", spy)
+    for name, extra in (("kept", []), ("again", []), ("accumulated", ["train.grad_accum=2"])):
+        if name == "again":
+            monkeypatch.setattr(step_module, "_one_forward_per_rollout", lambda run: False)
+        cfg = load_config(None, [*tiny_overrides(tiny, tmp_path / name, "recap", steps=1),
+                                 *LETTERS, *extra], preset="recap")
+        train(cfg)
+        assert all(kept) == (name == "kept") and any(kept) == (name == "kept")
+        kept.clear()
+    one, again = grads[str(tmp_path / "kept")], grads[str(tmp_path / "again")]
+    assert len(one) == len(again) > 0
+    for a, b in zip(one, again, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_reward_workers_score_as_the_training_process_does(tiny, tmp_path):
     """rl.reward_workers: built-in rewards scored in a worker process, a test-registered one in
     process; the run's rewards, losses and lambda equal the in-process run's."""

@@ -108,16 +108,17 @@ def reserve(cache: object, extra: int) -> object:
 
 @torch.no_grad()
 def sample_tokens(
-    step: Callable[[Tensor], Tensor], head: torch.nn.Module, first_ids: Tensor, *,
+    step: Callable[[Tensor], Tensor], head: torch.nn.Module, first_hidden: Tensor, *,
     max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
     banned_ids: Sequence[int] = (), stop_ids: Sequence[int] = (), pad_id: int = 0,
     drop_rows: Callable[[Tensor], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Draw up to ``max_new_tokens`` tokens per row; ``(tokens [N, L], logprobs [N, L])``.
 
-    ``step(ids [N, 1])`` runs the model body on the next input token of every row (the first
-    call gets ``first_ids``, the prompt's last token) against its cache and returns the last
-    hidden state ``[N, H]``; ``head`` maps it to logits. ``temperature == 0`` is greedy.
+    ``first_hidden [N, H]`` is the body's last hidden state at each row's last prompt token
+    (it predicts the first token); ``step(ids [N, 1])`` then runs the model body on each row's
+    latest token against its cache and returns the last hidden state ``[N, H]``; ``head`` maps
+    hidden states to logits. ``temperature == 0`` is greedy.
     ``logprobs`` are log pi(token) of the policy with banned tokens removed, before temperature
     and top-p (0 after a row's stop token, where ``tokens`` holds ``pad_id``). Stops early
     once every row has drawn a stop token.
@@ -135,21 +136,21 @@ def sample_tokens(
         warpers.append(TemperatureLogitsWarper(temperature))
     if temperature > 0 and top_p < 1.0:
         warpers.append(TopPLogitsWarper(top_p))
-    n = first_ids.shape[0]
-    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=first_ids.device)
-    done = torch.zeros(n, dtype=torch.bool, device=first_ids.device)
-    live = torch.arange(n, device=first_ids.device)  # the rows step() computes
+    n, device = first_hidden.shape[0], first_hidden.device
+    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    live = torch.arange(n, device=device)  # the rows step() computes
+    hidden = first_hidden
     tokens: list[Tensor] = []
     logps: list[Tensor] = []
-    ids = first_ids
-    for _ in range(max_new_tokens):
-        scores = banned_to_neg_inf(head(step(ids)).float(), banned_ids)  # [live, V]
+    for i in range(max_new_tokens):
+        scores = banned_to_neg_inf(head(hidden).float(), banned_ids)  # [live, V]
         if len(live) < n:  # stopped rows: any valid distribution, their draw is discarded
             scores = scores.new_zeros((n, scores.shape[-1])).index_copy_(0, live, scores)
         logp = torch.log_softmax(scores, dim=-1)
         if temperature > 0:
-            for warp in warpers:
-                scores = warp(ids, scores)
+            for warp in warpers:  # transformers' sampling warpers do not read the ids
+                scores = warp(None, scores)
             token = torch.multinomial(torch.softmax(scores, dim=-1), 1)[:, 0]
         else:
             token = scores.argmax(-1)
@@ -158,13 +159,13 @@ def sample_tokens(
         logps.append(logp.gather(1, token[:, None])[:, 0].masked_fill(done, 0.0))
         done |= torch.isin(token, stops)
         stopped = int(done[live].sum())  # sync: one per step, as the stop test needs anyway
-        if stopped == len(live):
+        if stopped == len(live) or i == max_new_tokens - 1:
             break
         if drop_rows is not None and 4 * stopped >= len(live):
             keep = (~done[live]).nonzero()[:, 0]
             drop_rows(keep)
             live = live[keep]
-        ids = token[live, None]
+        hidden = step(token[live, None])
     return torch.stack(tokens, 1), torch.stack(logps, 1)
 
 

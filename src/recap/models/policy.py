@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from transformers import GenerationConfig, PreTrainedTokenizerBase
 
-from recap.models import cascade, decode, logprobs
+from recap.models import cascade, decode, logprobs, prefill
 from recap.models.decode import decode_completions
 from recap.models.encoding import ChatEncoder, PromptBatch, encode_targets
 from recap.tasks.record import Record
@@ -66,6 +66,7 @@ class Generation:
             ``Policy.completion_logprobs`` needs to recompute log-probs.
         finished: [B*G] bool, True when the completion ended with an end token (not truncated).
         num_samples: G.
+        prefill: the prompt pass kept for the loss forward (``generate(keep_prefill=True)``).
     """
 
     texts: list[str]
@@ -76,6 +77,7 @@ class Generation:
     prompt: PromptBatch
     finished: Tensor
     num_samples: int
+    prefill: prefill.Prefill | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -93,6 +95,7 @@ class Generation:
             prompt_index=self.prompt_index.index_select(0, idx.to(self.prompt_index.device)),
             prompt=self.prompt.select(rows),
             finished=self.finished.index_select(0, idx.to(self.finished.device)),
+            prefill=None,  # it covers every prompt of the batch
         )
 
 
@@ -139,12 +142,15 @@ class Policy:
 
     @torch.no_grad()
     def generate(self, records: Sequence[Record], prompts: Sequence[str], num_samples: int = 1,
-                 temperature: float = 1.0, top_p: float = 1.0,
-                 max_new_tokens: int = 64) -> Generation:
+                 temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64,
+                 keep_prefill: bool = False) -> Generation:
         """Sample ``num_samples`` completions per record, batched and KV-cached.
 
         Sampling stops at the end-of-turn token or eos. ``temperature=0`` means greedy decoding.
-        Returns a :class:`Generation` with B*G rows.
+        Returns a :class:`Generation` with B*G rows. ``keep_prefill``: run the prompt pass with
+        grad and keep it on the generation for the first :meth:`completion_logprobs` of it
+        (a trainer's loss forward), which then does not encode the prompts again; kept only
+        where that forward would compute the same (see :mod:`recap.models.prefill`).
         """
         if num_samples < 1 or max_new_tokens < 1:
             raise ValueError("num_samples and max_new_tokens must be >= 1")
@@ -152,15 +158,13 @@ class Policy:
         prompt = unique.select([i for i in range(len(records)) for _ in range(num_samples)])
         split = logprobs.body_and_head(self.model)
         was_training = self.model.training
+        kept = None
         self.model.eval()
         try:
-            if split is not None and self.lean_decode and unique.input_ids.shape[1] >= 2:
-                # inference mode: less per-op bookkeeping than no_grad in a loop of small ops;
-                # its outputs are cloned out, as training later saves them for backward
-                with torch.inference_mode():
-                    sampled, token_logp = self._decode(*split, unique, prompt, temperature,
-                                                       top_p, max_new_tokens)
-                sampled, token_logp = sampled.clone(), token_logp.clone()
+            if split is not None and self.lean_decode:
+                sampled, token_logp, kept = self._decode(
+                    *split, unique, prompt, temperature, top_p, max_new_tokens,
+                    keep_prefill and prefill.train_equivalent(self.model))
             else:
                 sampled, token_logp = decode.hf_generate(
                     self.model, prompt, temperature=temperature, top_p=top_p,
@@ -182,35 +186,57 @@ class Policy:
             prompt=prompt,
             finished=is_stop.any(-1),
             num_samples=num_samples,
+            prefill=kept,
         )
 
     def _decode(self, body: torch.nn.Module, head: torch.nn.Module, unique: PromptBatch,
-                rows: PromptBatch, temperature: float, top_p: float,
-                max_new_tokens: int) -> tuple[Tensor, Tensor]:
-        """Sample with :func:`recap.models.decode.sample_tokens`: all but the last token of each
-        ``unique`` prompt encoded once (with its images); the rows then decode one token per
-        body call against that cache. Full-attention models keep the prompt part once per
-        prompt and attend with :mod:`recap.models.cascade`; others get the cache repeated for
-        the prompt's ``rows`` with room for the completion."""
+                rows: PromptBatch, temperature: float, top_p: float, max_new_tokens: int,
+                keep: bool) -> tuple[Tensor, Tensor, prefill.Prefill | None]:
+        """Sample with :func:`recap.models.decode.sample_tokens`: each ``unique`` prompt encoded
+        once (with its images), its last hidden state predicting the first token; the rows then
+        decode one token per body call against that cache. Full-attention models keep the
+        prompt part once per prompt and attend with :mod:`recap.models.cascade`; others get the
+        cache repeated for the prompt's ``rows`` with room for the completion. ``keep``: the
+        prompt pass runs with grad and is returned as a :class:`~recap.models.prefill.Prefill`
+        (full-attention models only: the decode then reads a detached copy)."""
         num_samples = len(rows) // len(unique)
-        cut = unique.input_ids.shape[1] - 1
-        _, cache = self._prompt_cache(body, unique, cut)
-        position = _positions(rows.attention_mask)[:, -1:]  # the last prompt token's [N, 1]
+        text = getattr(body, "language_model", body)
+        with torch.enable_grad() if keep else torch.inference_mode():
+            out, cache = self._prompt_cache(body, unique)
+            last = out.last_hidden_state[:, -1:]  # [B, 1, H] (a view taken with grad on)
+        kept = None
+        if keep and cascade.supports(text, cache):
+            kept = prefill.Prefill(self.model, last, cache,
+                                   getattr(body, "rope_deltas", None) if self._mrope else None)
+            cache = prefill.detached(cache)
+        # inference mode: less per-op bookkeeping than no_grad in a loop of small ops; its
+        # outputs are cloned out, as training later saves them for backward
+        with torch.inference_mode():
+            sampled, token_logp = self._sample(body, text, head, last, cache, unique, rows,
+                                               num_samples, temperature, top_p, max_new_tokens)
+        return sampled.clone(), token_logp.clone(), kept
+
+    def _sample(self, body: torch.nn.Module, text: torch.nn.Module, head: torch.nn.Module,
+                last: Tensor, cache: Any, unique: PromptBatch, rows: PromptBatch,
+                num_samples: int, temperature: float, top_p: float,
+                max_new_tokens: int) -> tuple[Tensor, Tensor]:
+        """:meth:`_decode`'s loop, from the prompt pass: each prompt's last hidden state
+        ``last [B, 1, H]`` and its ``cache``."""
+        position = _positions(rows.attention_mask)[:, -1:] + 1  # the first new token's [N, 1]
         delta = None
         if self._mrope and len(unique.vision):  # text positions after the image grid
             delta = body.rope_deltas.repeat_interleave(num_samples, dim=0)[None]  # [1, N, 1]
         # Completion tokens are text: a VLM's language model runs them without the wrapper
         # that dispatches images (~10 % of a decode step on the lab model).
-        text = getattr(body, "language_model", body)
         cache_kw = _cache_kwarg(text)
         if cascade.supports(text, cache):
-            state = cascade.CascadeState(cache, num_samples, unique.attention_mask[:, :cut],
-                                         max_new_tokens + 1)
+            state = cascade.CascadeState(cache, num_samples, unique.attention_mask,
+                                         max_new_tokens)
             masks, select, attention = state.masks, state.select, cascade.cascade_decoding(text)
         else:
             cache.batch_repeat_interleave(num_samples)
-            decode.reserve(cache, max_new_tokens + 1)
-            mask = decode.DecodeMask(rows.attention_mask[:, :cut], max_new_tokens + 1)
+            decode.reserve(cache, max_new_tokens)
+            mask = decode.DecodeMask(rows.attention_mask, max_new_tokens)
             masks, select, attention = mask.grow, mask.select, contextlib.nullcontext()
 
         def step(ids: Tensor) -> Tensor:
@@ -228,9 +254,10 @@ class Policy:
             delta = None if delta is None else delta[:, keep]
             cache.batch_select_indices(keep)
 
+        first = last[:, 0].repeat_interleave(num_samples, dim=0)  # [N, H]
         with attention:
             return decode.sample_tokens(
-                step, head, rows.input_ids[:, -1:], max_new_tokens=max_new_tokens,
+                step, head, first, max_new_tokens=max_new_tokens,
                 temperature=temperature, top_p=top_p, banned_ids=self.banned_ids,
                 stop_ids=self.stop_ids, pad_id=self.pad_id, drop_rows=drop_rows)
 
@@ -254,8 +281,9 @@ class Policy:
         Differentiable when grad is enabled. In eval mode (no dropout) it equals
         ``gen.logprobs`` up to float round-off.
         """
+        kept = gen.prefill.take(self.model) if gen.prefill is not None else None
         logp, _ = self._token_logprobs(gen.prompt, gen.completion_ids, gen.completion_mask,
-                                       groups=gen.prompt_index)
+                                       groups=gen.prompt_index, kept=kept)
         return logp
 
     def target_logprobs(self, records: Sequence[Record], prompts: Sequence[str],
@@ -311,7 +339,8 @@ class Policy:
         return out
 
     def _token_logprobs(self, prompt: PromptBatch, ids: Tensor, mask: Tensor,
-                        groups: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                        groups: Tensor | None = None,
+                        kept: prefill.Prefill | None = None) -> tuple[Tensor, Tensor]:
         """``log pi(ids)`` and ``argmax == ids`` per completion token ([N, L], 0 where masked).
 
         Never holds the [N, L, V] logits: the body's last hidden states go through the output
@@ -326,7 +355,7 @@ class Policy:
             return logp * mask, (allowed.detach().argmax(-1) == ids) & mask.bool()
         body, head = split
         if groups is not None and int(groups.unique().numel()) < len(groups):
-            hidden = self._shared_prefix_hidden(body, prompt, ids, mask, groups)
+            hidden = self._shared_prefix_hidden(body, prompt, ids, mask, groups, kept)
         else:
             out = self._completion_inputs_forward(body, prompt, ids, mask)
             hidden = out.last_hidden_state[:, -(ids.shape[1] + 1):-1]  # predicts each token
@@ -337,7 +366,8 @@ class Policy:
         return full.masked_scatter(keep, logp), hits.masked_scatter(keep, correct)
 
     def _shared_prefix_hidden(self, body: torch.nn.Module, prompt: PromptBatch, ids: Tensor,
-                              mask: Tensor, groups: Tensor) -> Tensor:
+                              mask: Tensor, groups: Tensor,
+                              kept: prefill.Prefill | None = None) -> Tensor:
         """Hidden states predicting each completion token ([N, L, H]), each prompt (and its
         images) encoded once for all rows that share it.
 
@@ -345,7 +375,8 @@ class Policy:
         completions attend to them (the idea of "Prefix Grouper", 2025); gradients flow through
         the shared keys and values into the prompt's computation, so values and gradients equal
         the row-by-row forward up to float round-off (tests/test_models.py). The first
-        completion token is predicted from the prompt's last position.
+        completion token is predicted from the prompt's last position. ``kept``: the prompt
+        pass already ran (while sampling, prompts in ``groups`` order) and is used as is.
         """
         first: dict[int, int] = {}  # prompt -> its first row
         for row, g in enumerate(groups.tolist()):
@@ -354,17 +385,20 @@ class Policy:
         unique = list(first.values())
         inverse = torch.tensor([slot[g] for g in groups.tolist()], device=ids.device)
         shared = prompt.select(unique)
-        out, cache = self._prompt_cache(body, shared)
+        if kept is not None and list(first) == list(range(len(kept.last))):
+            last, cache, deltas = kept.last, kept.cache, kept.rope_deltas
+        else:
+            out, cache = self._prompt_cache(body, shared)
+            last, deltas = out.last_hidden_state[:, -1:], getattr(body, "rope_deltas", None)
         cache.batch_select_indices(inverse)  # [B, ...] -> [N, ...], differentiable indexing
         full = torch.cat([prompt.attention_mask, mask.to(prompt.attention_mask)], 1)
         positions = _positions(full)[:, -ids.shape[1]:]  # [N, L]
         if self._mrope and len(shared.vision):  # text positions after the image grid
-            delta = body.rope_deltas.index_select(0, inverse)  # [N, 1], set by the prompt pass
+            delta = deltas.index_select(0, inverse)  # [N, 1], set by the prompt pass
             positions = positions[None].expand(3, -1, -1) + delta[None]
         rest = body(input_ids=ids, attention_mask=full, position_ids=positions, use_cache=True,
                     **{_cache_kwarg(body): cache})
-        last = out.last_hidden_state[:, -1:].index_select(0, inverse)  # [N, 1, H]
-        return torch.cat([last, rest.last_hidden_state[:, :-1]], 1)
+        return torch.cat([last.index_select(0, inverse), rest.last_hidden_state[:, :-1]], 1)
 
     def _completion_logits(self, prompt: PromptBatch, completion_ids: Tensor,
                            completion_mask: Tensor) -> Tensor:

@@ -353,7 +353,8 @@ def _collect(run: Run, batch: dict[str, list[Record]]) -> MicroBatch:
             continue
         g = cfg.rl.num_generations
         gen = run.policy.generate(records, prompts, num_samples=g, temperature=cfg.rl.temperature,
-                                  top_p=cfg.rl.top_p, max_new_tokens=cfg.rl.max_new_tokens)
+                                  top_p=cfg.rl.top_p, max_new_tokens=cfg.rl.max_new_tokens,
+                                  keep_prefill=_one_forward_per_rollout(run))
         pending: Any = None
         if run.rewards is not None and pool_can_score(d.rewards):
             pending = run.rewards.submit(gen.texts, records, d.rewards, g)
@@ -375,6 +376,15 @@ def _collect(run: Run, batch: dict[str, list[Record]]) -> MicroBatch:
         rollouts.append(Rollouts(name, records, gen, gen.texts, gen.completion_mask,
                                  gen.logprobs, ref, rewards, adv, sig))
     return MicroBatch(rollouts, sft)
+
+
+def _one_forward_per_rollout(run: Run) -> bool:
+    """Whether the loss forward of these rollouts is the next forward with grad and runs in
+    this process, so the sampling's prompt pass can serve it (:mod:`recap.models.prefill`):
+    not with gradient accumulation or a chunked backward (other graphs in between) or
+    several processes (the pass would bypass the data-parallel wrapper)."""
+    cfg = run.cfg.train
+    return cfg.grad_accum == 1 and not cfg.backward_prompts and run.acc.num_processes == 1
 
 
 def _mean_signals(pairs: list[tuple[str, Any]]) -> dict[str, float]:
