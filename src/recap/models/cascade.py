@@ -33,12 +33,14 @@ from torch import Tensor
 from transformers import AttentionInterface
 from transformers.cache_utils import DynamicLayer
 
+from recap.models.decode import ReservedLayer
+
 __all__ = ["CascadeLayer", "CascadeState", "cascade_attention", "cascade_decoding", "supports"]
 
 NAME = "recap_cascade"
 
 
-class CascadeLayer(DynamicLayer):
+class CascadeLayer(ReservedLayer):
     """One layer's cache: the prompts' keys/values once per prompt, the rows' completions in
     room reserved for ``capacity`` tokens and written in place.
 
@@ -47,33 +49,12 @@ class CascadeLayer(DynamicLayer):
     """
 
     def __init__(self, layer: DynamicLayer, rows: int, capacity: int) -> None:
-        super().__init__()
+        super().__init__(layer, capacity, rows=rows)
         self.prompt_keys, self.prompt_values = layer.keys, layer.values  # [B, kv, P, D]
-        _, heads, self.prompt_length, dim = layer.keys.shape
-        self._k = layer.keys.new_empty((rows, heads, capacity, dim))
-        self._v = layer.values.new_empty((rows, heads, capacity, layer.values.shape[-1]))
-        self.length = 0
-        self.device, self.is_initialized = layer.keys.device, True
-        self.keys, self.values = self._k[:, :, :0], self._v[:, :, :0]
-
-    def update(self, key_states: Tensor, value_states: Tensor, *args: object,
-               **kwargs: object) -> tuple[Tensor, Tensor]:
-        end = self.length + key_states.shape[-2]
-        if end > self._k.shape[2]:
-            raise RuntimeError(f"KV cache reserved for {self._k.shape[2]} tokens, got {end}")
-        self._k[:, :, self.length:end] = key_states
-        self._v[:, :, self.length:end] = value_states
-        self.length = end
-        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
-        return self.keys, self.values
+        self.prompt_length = layer.keys.shape[2]
 
     def get_seq_length(self) -> int:
         return self.prompt_length + self.length
-
-    def batch_select_indices(self, indices: Tensor) -> None:
-        """Keep only the rows ``indices`` (the prompt part is per prompt and stays)."""
-        self._k, self._v = self._k[indices], self._v[indices]
-        self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
 
 
 class CascadeState:

@@ -45,13 +45,18 @@ class ReservedLayer(DynamicLayer):
     ``DynamicLayer`` (lengths, masks) sees the same tensors it would after ``torch.cat``.
     """
 
-    def __init__(self, layer: DynamicLayer, capacity: int) -> None:
+    def __init__(self, layer: DynamicLayer, capacity: int, rows: int | None = None) -> None:
+        """Room for ``capacity`` positions holding ``layer``'s; with ``rows``, that many rows
+        start empty (``layer`` then only gives heads, head size and dtype)."""
         super().__init__()
         n, heads, length, dim = layer.keys.shape
+        if rows is not None:
+            n, length = rows, 0
         self._k = layer.keys.new_empty((n, heads, capacity, dim))
         self._v = layer.values.new_empty((n, heads, capacity, layer.values.shape[-1]))
-        self._k[:, :, :length] = layer.keys
-        self._v[:, :, :length] = layer.values
+        if length:
+            self._k[:, :, :length] = layer.keys
+            self._v[:, :, :length] = layer.values
         self.length = length
         self.device, self.is_initialized = layer.keys.device, True
         self.keys, self.values = self._k[:, :, :length], self._v[:, :, :length]
