@@ -109,7 +109,7 @@ def test_study_file_paths_and_errors(tmp_path, tiny):
     spec = load_study(path)
     cfg = spec.arm_config("a", 3, tmp_path / "run")
     assert (cfg.optim.lr, cfg.train.seed, cfg.output_dir) == (0.01, 3, str(tmp_path / "run"))
-    assert load_study(path, {"seeds": [0, 1]}).seeds == [0, 1]
+    assert load_study(path, ["seeds=[0, 1]"]).seeds == [0, 1]
     sets = load_study(path, sets=["eval.n=7", "arms.a.set=[optim.lr=0.02]"])
     assert sets.eval.n == 7 and sets.arm_config("a", 3, tmp_path / "r").optim.lr == 0.02
     with pytest.raises(ConfigError, match=r"eval\.nn"):

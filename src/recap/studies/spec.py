@@ -155,11 +155,9 @@ def rollouts_path(output_dir: Path) -> Path:
     return Path(output_dir) / "rollouts" / "rollouts.jsonl"
 
 
-def load_study(path: str | Path, overrides: dict[str, Any] | None = None,
-               sets: Sequence[str] = ()) -> StudySpec:
-    """Read and validate a study file; ``overrides`` (e.g. ``{"seeds": [0]}``) replace fields,
-    then each ``key=value`` of ``sets`` (``recap study --set eval.n=200``, as ``recap train
-    --set``)."""
+def load_study(path: str | Path, sets: Sequence[str] = ()) -> StudySpec:
+    """Read and validate a study file, then apply each ``key=value`` of ``sets`` (``recap study
+    --set eval.n=200``, as ``recap train --set``; ``--seeds 0,1`` is ``seeds=[0,1]``)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -167,7 +165,6 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None,
         raise ConfigError(f"cannot read study file {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a study file is a mapping at top level")
-    data = deep_merge(data, overrides or {})
     for item in sets:
         data = apply_override(data, item)
     data.setdefault("root", str(path.parent))
