@@ -22,8 +22,8 @@ import torch
 
 from recap.config import load_config
 from recap.models import cascade
+from recap.models.generation import Generation
 from recap.models.loading import load_policy
-from recap.models.policy import Generation
 from recap.tasks.prompts import render_prompt
 from recap.training.build import domain_records
 

@@ -34,8 +34,8 @@ def run_one(path: str, rows: int, tokens: int, vocab: int) -> dict[str, float]:
     import torch
 
     import recap.models.logprobs as logprobs_module
+    from recap.models.generation import Generation
     from recap.models.loading import load_policy
-    from recap.models.policy import Generation
     from recap.tasks.prompts import render_prompt
     from recap.tasks.registry import make_task
 

@@ -2,8 +2,9 @@
 
 from recap.config import LoraSpec
 from recap.models.encoding import PromptBatch, VisionInputs
+from recap.models.generation import Generation
 from recap.models.loading import BASE_CHECKPOINT, load_policy, resolve_model_path
-from recap.models.policy import Generation, Policy
+from recap.models.policy import Policy
 from recap.models.tiny import TinyConfig, build_tiny_model
 from recap.models.tokenizer import build_char_tokenizer
 

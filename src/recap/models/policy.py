@@ -36,7 +36,7 @@ import contextlib
 import copy
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,55 +48,8 @@ from transformers import GenerationConfig, PreTrainedTokenizerBase
 from recap.models import cascade, decode, logprobs, prefill
 from recap.models.decode import decode_completions
 from recap.models.encoding import ChatEncoder, PromptBatch, encode_targets
+from recap.models.generation import Generation
 from recap.tasks.record import Record
-
-
-@dataclass(frozen=True, eq=False)
-class Generation:
-    """B prompts x G samples, rows ordered record-major: record i's samples are rows i*G..i*G+G-1.
-
-    Attributes:
-        texts: B*G decoded completions, special tokens dropped, ``<think>``/``<answer>`` kept.
-        completion_ids: [B*G, L] sampled ids; positions after the end-of-turn token hold pad.
-        completion_mask: [B*G, L] 1 up to and including the first end-of-turn/eos token.
-        logprobs: [B*G, L] log pi(token) of the sampled tokens under the unmodified policy
-            (log-softmax of raw logits, no temperature / top-p), 0 where the mask is 0.
-        prompt_index: [B*G] index of each row's record in the input batch.
-        prompt: the prompts repeated G times ([B*G, P]), with their vision inputs: what
-            ``Policy.completion_logprobs`` needs to recompute log-probs.
-        finished: [B*G] bool, True when the completion ended with an end token (not truncated).
-        num_samples: G.
-        prefill: the prompt pass kept for the loss forward (``generate(keep_prefill=True)``).
-    """
-
-    texts: list[str]
-    completion_ids: Tensor
-    completion_mask: Tensor
-    logprobs: Tensor
-    prompt_index: Tensor
-    prompt: PromptBatch
-    finished: Tensor
-    num_samples: int
-    prefill: prefill.Prefill | None = field(default=None, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def select(self, rows: Sequence[int]) -> Generation:
-        """A sub-batch of rows (e.g. a micro-batch for a memory-bounded backward pass)."""
-        rows = list(rows)
-        idx = torch.tensor(rows, dtype=torch.long, device=self.completion_ids.device)
-        return replace(
-            self,
-            texts=[self.texts[r] for r in rows],
-            completion_ids=self.completion_ids.index_select(0, idx),
-            completion_mask=self.completion_mask.index_select(0, idx),
-            logprobs=self.logprobs.index_select(0, idx),
-            prompt_index=self.prompt_index.index_select(0, idx.to(self.prompt_index.device)),
-            prompt=self.prompt.select(rows),
-            finished=self.finished.index_select(0, idx.to(self.finished.device)),
-            prefill=None,  # it covers every prompt of the batch
-        )
 
 
 @dataclass(eq=False)
@@ -261,18 +214,15 @@ class Policy:
                 temperature=temperature, top_p=top_p, banned_ids=self.banned_ids,
                 stop_ids=self.stop_ids, pad_id=self.pad_id, drop_rows=drop_rows)
 
-    def _prompt_cache(self, body: torch.nn.Module, prompt: PromptBatch,
-                      length: int | None = None) -> tuple[Any, Any]:
-        """``body`` on the first ``length`` tokens of ``prompt`` (all by default) with a KV
-        cache: ``(output, cache)``. Positions as ``generate`` uses them; mRoPE models derive
-        theirs (and ``rope_deltas``) from the image grid."""
-        cut = slice(None, length)
-        mask = prompt.attention_mask[:, cut]
-        kwargs: dict[str, Any] = {k: v[:, cut] for k, v in prompt.token_inputs.items()}
+    def _prompt_cache(self, body: torch.nn.Module, prompt: PromptBatch) -> tuple[Any, Any]:
+        """``body`` on ``prompt`` with a KV cache: ``(output, cache)``. Positions as
+        ``generate`` uses them; mRoPE models derive theirs (and ``rope_deltas``) from the image
+        grid."""
+        kwargs: dict[str, Any] = dict(prompt.token_inputs)
         if not (self._mrope and len(prompt.vision)):
-            kwargs["position_ids"] = _positions(mask)
-        out = body(input_ids=prompt.input_ids[:, cut], attention_mask=mask, use_cache=True,
-                   **kwargs, **prompt.vision)
+            kwargs["position_ids"] = _positions(prompt.attention_mask)
+        out = body(input_ids=prompt.input_ids, attention_mask=prompt.attention_mask,
+                   use_cache=True, **kwargs, **prompt.vision)
         return out, out.cache if hasattr(out, "cache") else out.past_key_values
 
     def completion_logprobs(self, gen: Generation) -> Tensor:
