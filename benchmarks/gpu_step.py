@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="prompts per domain")
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--tiny", action="store_true", help="tiny shapes on CPU (smoke run)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16 with --tiny too (the GPU run's dtype, smoke-tested on CPU)")
     parser.add_argument("--out", default=None)
     a = parser.parse_args()
     import recap.training.trainer as trainer_module
@@ -51,7 +53,7 @@ def main() -> None:
     if not cuda and not a.tiny:
         raise SystemExit("no CUDA device: run with --tiny for a CPU smoke run")
     shapes = TinyConfig() if a.tiny else QWEN25_VL_3B
-    dtype = torch.bfloat16 if cuda else torch.float32
+    dtype = torch.bfloat16 if cuda or a.bf16 else torch.float32
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "model"
         tokenizer = build_char_tokenizer()

@@ -542,14 +542,14 @@ def test_lean_decode_under_eager_attention_draws_what_generate_draws(path, tiny_
     assert torch.allclose(a.logprobs, b.logprobs, atol=2e-5, rtol=0)
 
 
-@pytest.mark.parametrize("kernel", ["cpu_flash", "any_device"])
+@pytest.mark.parametrize("kernel", ["cpu_flash", "any_device", "bfloat16"])
 @pytest.mark.parametrize("kv_heads", [4, 2])
 def test_cascade_attention_equals_attention_over_prompt_and_completion(kv_heads, kernel,
                                                                        monkeypatch):
     """Prompt keys once per prompt + each row's completion keys, merged by log-sum-exp, equal
     SDPA over the row's ``[left-padded prompt | completion]`` (float32, tight tolerance): with
     padding, grouped-query heads, and after rows left the batch; with the CPU flash kernel and
-    with the products written out (other devices)."""
+    with the products written out (other devices), which also serve bfloat16 models."""
     import torch.nn.functional as F
     from transformers.cache_utils import DynamicLayer
 
@@ -558,35 +558,37 @@ def test_cascade_attention_equals_attention_over_prompt_and_completion(kv_heads,
 
     if kernel == "any_device":
         monkeypatch.setattr(cascade, "_attend", cascade._attend_any_device)
+    dtype = torch.bfloat16 if kernel == "bfloat16" else torch.float32
 
     torch.manual_seed(0)
     prompts, samples, heads, dim, p_len, done = 3, 4, 4, 8, 7, 5
     prompt_mask = torch.ones(prompts, p_len, dtype=torch.long)
     prompt_mask[0, :3], prompt_mask[2, :1] = 0, 0  # left padding
-    pk, pv = torch.randn(2, prompts, kv_heads, p_len, dim).unbind(0)
+    pk, pv = torch.randn(2, prompts, kv_heads, p_len, dim, dtype=dtype).unbind(0)
     layer = DynamicLayer()
     layer.update(pk, pv)
     cache = type("Cache", (), {"layers": [layer]})()
     state = CascadeState(cache, samples, prompt_mask, capacity=done + 1)
-    ck, cv = torch.randn(2, prompts * samples, kv_heads, done, dim).unbind(0)
+    ck, cv = torch.randn(2, prompts * samples, kv_heads, done, dim, dtype=dtype).unbind(0)
     state.layers[0].update(ck, cv)
     keep = torch.tensor([0, 2, 3, 5, 9, 10, 11])  # rows still decoding
     state.select(keep)
     state.layers[0].batch_select_indices(keep)
-    query = torch.randn(len(keep), heads, 1, dim)
+    query = torch.randn(len(keep), heads, 1, dim, dtype=dtype)
     module = type("Attention", (), {"layer_idx": 0})()
     out, _ = cascade_attention(module, query, *state.layers[0].update(
-        *torch.randn(2, len(keep), kv_heads, 1, dim).unbind(0)), state, scaling=0.3)
+        *torch.randn(2, len(keep), kv_heads, 1, dim, dtype=dtype).unbind(0)), state, scaling=0.3)
 
-    rows = keep // samples
-    keys = torch.cat([pk[rows], state.layers[0].keys], 2)
-    values = torch.cat([pv[rows], state.layers[0].values], 2)
+    rows = keep // samples  # the reference: float32 SDPA over the same (rounded) numbers
+    keys = torch.cat([pk[rows], state.layers[0].keys], 2).float()
+    values = torch.cat([pv[rows], state.layers[0].values], 2).float()
     allowed = torch.cat([prompt_mask[rows], torch.ones(len(keep), done + 1, dtype=torch.long)], 1)
     expected = F.scaled_dot_product_attention(
-        query, keys, values, attn_mask=allowed.bool()[:, None, None], scale=0.3,
+        query.float(), keys, values, attn_mask=allowed.bool()[:, None, None], scale=0.3,
         enable_gqa=True)
-    assert out.shape == (len(keep), 1, heads, dim)
-    assert torch.allclose(out, expected.transpose(1, 2), atol=1e-6, rtol=0)
+    assert out.shape == (len(keep), 1, heads, dim) and out.dtype == dtype
+    atol = 2e-2 if dtype == torch.bfloat16 else 1e-6  # bfloat16 keeps ~3 significant digits
+    assert torch.allclose(out.float(), expected.transpose(1, 2), atol=atol, rtol=0)
 
 
 def test_reserved_cache_layer_reads_like_a_growing_one():

@@ -142,8 +142,10 @@ def cascade_attention(module: torch.nn.Module, query: Tensor, key: Tensor, value
     # Completion part: each row over its own tokens, no padding among them.
     out_c, lse_c = _attend(query.view(n, kv_heads, group, dim), key, value, None, scale)
     out_c, lse_c = out_c.reshape(n, heads, dim), lse_c.reshape(n, heads)
-    # The merge above, as e^{l_p} / (e^{l_p} + e^{l_c}) = sigmoid(l_p - l_c).
-    out = torch.lerp(out_c, out_p.to(out_c.dtype), torch.sigmoid(lse_p - lse_c)[..., None])
+    # The merge above, as e^{l_p} / (e^{l_p} + e^{l_c}) = sigmoid(l_p - l_c), in float32
+    # (the log-sum-exps are float32; lerp wants one dtype).
+    weight = torch.sigmoid(lse_p.float() - lse_c.float())[..., None]
+    out = torch.lerp(out_c.float(), out_p.float(), weight)
     return out.to(query.dtype)[:, None], None
 
 
