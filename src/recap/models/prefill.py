@@ -10,8 +10,9 @@ They compute the same thing when the weights have not changed in between (the fi
 a batch of rollouts: :class:`Prefill` is used once) and the model behaves alike in eval mode
 (sampling) and train mode (loss): no dropout, and no gradient checkpointing, which
 transformers only applies in train mode (:func:`train_equivalent`). The trainer asks for it
-only where one process runs one forward per batch of rollouts (no gradient accumulation, no
-chunked backward), so no second graph waits for its backward.
+only where one process, outside any DDP/FSDP/DeepSpeed wrapper, runs one forward per batch of
+rollouts (no gradient accumulation, no chunked backward), so no second graph waits for its
+backward.
 """
 
 from __future__ import annotations

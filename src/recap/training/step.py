@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from accelerate.utils import gather_object
 
 from recap.config import RunConfig
@@ -381,10 +381,11 @@ def _collect(run: Run, batch: dict[str, list[Record]]) -> MicroBatch:
 def _one_forward_per_rollout(run: Run) -> bool:
     """Whether the loss forward of these rollouts is the next forward with grad and runs in
     this process, so the sampling's prompt pass can serve it (:mod:`recap.models.prefill`):
-    not with gradient accumulation or a chunked backward (other graphs in between) or
-    several processes (the pass would bypass the data-parallel wrapper)."""
+    not with gradient accumulation or a chunked backward (other graphs in between), nor under
+    a distributed wrapper (DDP, FSDP, DeepSpeed: the pass would bypass it)."""
     cfg = run.cfg.train
-    return cfg.grad_accum == 1 and not cfg.backward_prompts and run.acc.num_processes == 1
+    return (cfg.grad_accum == 1 and not cfg.backward_prompts
+            and run.acc.distributed_type == DistributedType.NO)
 
 
 def _mean_signals(pairs: list[tuple[str, Any]]) -> dict[str, float]:
