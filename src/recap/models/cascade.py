@@ -125,18 +125,18 @@ def cascade_attention(module: torch.nn.Module, query: Tensor, key: Tensor, value
     scale = dim ** -0.5 if scaling is None else scaling
     # Prompt part: every slot's query (G samples x the heads sharing a key/value head) attends
     # to its prompt's keys at once; slots of rows no longer computed get a zero query.
-    slots = state.num_prompts * state.num_samples
-    every = len(state.slots) == slots  # no row has left yet: slots are the rows, in order
-    q = query[:, :, 0] if every else query.new_zeros((slots, heads, dim)).index_copy(
+    total = state.num_prompts * state.num_samples
+    every = len(state.slots) == total  # no row has left yet: slots are the rows, in order
+    q = query[:, :, 0] if every else query.new_zeros((total, heads, dim)).index_copy(
         0, state.slots, query[:, :, 0])
     q = q.view(state.num_prompts, state.num_samples, kv_heads, group, dim)
     q = q.permute(0, 2, 3, 1, 4).reshape(state.num_prompts, kv_heads, group * state.num_samples,
                                          dim)
     out_p, lse_p = _attend(q, layer.prompt_keys, layer.prompt_values, state.prompt_bias, scale)
     out_p = out_p.view(state.num_prompts, kv_heads, group, state.num_samples, dim)
-    out_p = out_p.permute(0, 3, 1, 2, 4).reshape(slots, heads, dim)
+    out_p = out_p.permute(0, 3, 1, 2, 4).reshape(total, heads, dim)
     lse_p = lse_p.view(state.num_prompts, kv_heads, group, state.num_samples)
-    lse_p = lse_p.permute(0, 3, 1, 2).reshape(slots, heads)
+    lse_p = lse_p.permute(0, 3, 1, 2).reshape(total, heads)
     if not every:
         out_p, lse_p = out_p.index_select(0, state.slots), lse_p.index_select(0, state.slots)
     # Completion part: each row over its own tokens, no padding among them.
