@@ -290,8 +290,8 @@ def study(
     from recap.studies.runner import finish_study
 
     try:
-        seed_list = [int(x) for x in seeds.split(",")] if seeds else None
-        spec = load_study(file, [*set_, *([f"seeds={seed_list}"] if seeds else [])])
+        seed_set = [f"seeds={[int(x) for x in seeds.split(',')]}"] if seeds else []
+        spec = load_study(file, [*set_, *seed_set])
     except (ConfigError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from transformers import AttentionInterface
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import Cache, DynamicLayer
 
 from recap.models.decode import ReservedLayer
 
@@ -50,7 +50,8 @@ class CascadeLayer(ReservedLayer):
 
     def __init__(self, layer: DynamicLayer, rows: int, capacity: int) -> None:
         super().__init__(layer, capacity, rows=rows)
-        self.prompt_keys, self.prompt_values = layer.keys, layer.values  # [B, kv, P, D]
+        # [B, kv, P, D], read only; detached: a prompt pass kept for the loss keeps its graph
+        self.prompt_keys, self.prompt_values = layer.keys.detach(), layer.values.detach()
         self.prompt_length = layer.keys.shape[2]
 
     def get_seq_length(self) -> int:
@@ -60,16 +61,16 @@ class CascadeLayer(ReservedLayer):
 class CascadeState:
     """What a decode step's attention needs besides q/k/v: every layer's prompt part, the
     prompts' padding (as an additive mask) and each computed row's slot ``prompt * G + sample``.
-    Passed to the model as the attention mask of its full-attention layers."""
+    Passed to the model as the attention mask of its full-attention layers; ``cache`` is the
+    decode loop's cache (its layers are :class:`CascadeLayer`); the prompt's ``cache`` it is
+    built from is left as it is."""
 
     def __init__(self, cache: Any, num_samples: int, prompt_mask: Tensor, capacity: int) -> None:
-        layers = cache.layers
         rows = prompt_mask.shape[0] * num_samples
-        for i, layer in enumerate(layers):
-            layers[i] = CascadeLayer(layer, rows, capacity)
-        self.layers: list[CascadeLayer] = list(layers)
+        self.layers = [CascadeLayer(layer, rows, capacity) for layer in cache.layers]
+        self.cache = Cache(layers=list(self.layers))
         self.num_prompts, self.num_samples = prompt_mask.shape[0], num_samples
-        bias = torch.zeros(prompt_mask.shape, dtype=layers[0].prompt_keys.dtype,
+        bias = torch.zeros(prompt_mask.shape, dtype=self.layers[0].prompt_keys.dtype,
                            device=prompt_mask.device)
         self.prompt_bias = bias.masked_fill(~prompt_mask.bool(), float("-inf"))[:, None, None]
         self.slots = torch.arange(rows, device=prompt_mask.device)

@@ -151,30 +151,32 @@ class Policy:
         prompt part once per prompt and attend with :mod:`recap.models.cascade`; others get the
         cache repeated for the prompt's ``rows`` with room for the completion. ``keep``: the
         prompt pass runs with grad and is returned as a :class:`~recap.models.prefill.Prefill`
-        (full-attention models only: the decode then reads a detached copy)."""
+        (full-attention models only: the decode reads its keys/values detached)."""
         num_samples = len(rows) // len(unique)
         text = getattr(body, "language_model", body)
         with torch.enable_grad() if keep else torch.inference_mode():
             out, cache = self._prompt_cache(body, unique)
             last = out.last_hidden_state[:, -1:]  # [B, 1, H] (a view taken with grad on)
+        shared = cascade.supports(text, cache)  # the decode leaves the prompt cache as it is
         kept = None
-        if keep and cascade.supports(text, cache):
+        if keep and shared:
             kept = prefill.Prefill(self.model, last, cache,
                                    getattr(body, "rope_deltas", None) if self._mrope else None)
-            cache = prefill.detached(cache)
         # inference mode: less per-op bookkeeping than no_grad in a loop of small ops; its
         # outputs are cloned out, as training later saves them for backward
         with torch.inference_mode():
-            sampled, token_logp = self._sample(body, text, head, last, cache, unique, rows,
-                                               num_samples, temperature, top_p, max_new_tokens)
+            sampled, token_logp = self._sample(body, text, head, last, cache, shared, unique,
+                                               rows, num_samples, temperature, top_p,
+                                               max_new_tokens)
         return sampled.clone(), token_logp.clone(), kept
 
     def _sample(self, body: torch.nn.Module, text: torch.nn.Module, head: torch.nn.Module,
-                last: Tensor, cache: Any, unique: PromptBatch, rows: PromptBatch,
+                last: Tensor, cache: Any, shared: bool, unique: PromptBatch, rows: PromptBatch,
                 num_samples: int, temperature: float, top_p: float,
                 max_new_tokens: int) -> tuple[Tensor, Tensor]:
         """:meth:`_decode`'s loop, from the prompt pass: each prompt's last hidden state
-        ``last [B, 1, H]`` and its ``cache``."""
+        ``last [B, 1, H]`` and its ``cache``; ``shared``: read it once per prompt
+        (:mod:`recap.models.cascade`), else repeat it per row."""
         position = _positions(rows.attention_mask)[:, -1:] + 1  # the first new token's [N, 1]
         delta = None
         if self._mrope and len(unique.vision):  # text positions after the image grid
@@ -182,9 +184,10 @@ class Policy:
         # Completion tokens are text: a VLM's language model runs them without the wrapper
         # that dispatches images (~10 % of a decode step on the lab model).
         cache_kw = _cache_kwarg(text)
-        if cascade.supports(text, cache):
+        if shared:
             state = cascade.CascadeState(cache, num_samples, unique.attention_mask,
                                          max_new_tokens)
+            cache = state.cache
             masks, select, attention = state.masks, state.select, cascade.cascade_decoding(text)
         else:
             cache.batch_repeat_interleave(num_samples)

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from transformers.cache_utils import DynamicCache
 
-__all__ = ["Prefill", "detached", "train_equivalent"]
+__all__ = ["Prefill", "train_equivalent"]
 
 
 @dataclass(eq=False)
@@ -49,15 +48,6 @@ class Prefill:
             return None
         self.used = True
         return self
-
-
-def detached(cache: object) -> DynamicCache:
-    """A cache with detached copies' views of ``cache``'s keys and values (for sampling, which
-    writes its own layers and must leave the kept graph alone)."""
-    out = DynamicCache()
-    for i, layer in enumerate(cache.layers):
-        out.update(layer.keys.detach(), layer.values.detach(), i)
-    return out
 
 
 def train_equivalent(model: torch.nn.Module) -> bool:
