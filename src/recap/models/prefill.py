@@ -4,7 +4,8 @@ A GRPO step encodes every prompt (and its images) twice with the same weights: o
 (the KV cache the decode loop reads) and once in the loss forward (the shared-prefix pass
 gradients flow through). When the two compute the same thing, the sampling pass can run with
 grad and hand its output to the loss forward, which then starts at the completions: one prompt
-pass per step instead of two (~6 % of a step of the quickstart's recipe on the lab model).
+pass per step instead of two (~6 % of a step of the quickstart's recipe on the lab model, by
+a profile; docs/results/benchmarks).
 
 They compute the same thing when the weights have not changed in between (the first update on
 a batch of rollouts: :class:`Prefill` is used once) and the model behaves alike in eval mode
